@@ -1,0 +1,302 @@
+"""The ``qa`` command: parse, call the engine, format. Nothing heavy at import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa import __version__
+from qa.citefmt import citation_label
+from qa.errors import InputError, QAError
+from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
+    from qa.records import Result
+
+_ASK_EXAMPLES = """examples:
+  qa ask "Who is the director of Auckland Pride?"
+  qa ask "What did police offer the couple?" --outlet "1 NEWS" --since 2020-03-09
+  qa ask --questions data/eval/questions.jsonl --json > answers.jsonl
+"""
+
+
+_EVAL_EXAMPLES = """examples:
+  qa eval data/eval/questions.jsonl --report eval-report/
+  qa eval data/eval/questions.jsonl --json > metrics.json
+  qa eval --squad /work/shared/benchmarks/xquad-en/xquad.en.json --report xquad-report/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Ask questions of a news archive; every answer is a verbatim, cited extract.",
+    )
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    index = sub.add_parser(
+        "index",
+        help="build (or refresh) the index of a corpus",
+        description="Split, embed and index a corpus. Skips the work if the index is current.",
+        epilog="example:\n  qa index --corpus data/corpus --index index/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_location_options(index)
+    index.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+
+    ask = sub.add_parser(
+        "ask",
+        help="answer a question (or a file of questions)",
+        description="Answer a question with verbatim extracts cited to outlet and date.",
+        epilog=_ASK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ask.add_argument("question", nargs="?", help="the question (omit with --questions)")
+    _add_location_options(ask)
+    ask.add_argument("-k", "--top-k", type=int, default=None, help="most answers to give (default 3)")
+    ask.add_argument(
+        "--outlet",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this outlet (repeat for several)",
+    )
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before")
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="QUESTION",
+        help="an earlier question of the conversation (repeat, oldest first)",
+    )
+    ask.add_argument(
+        "--questions",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='batch mode: one {"id", "question", "history"?} object a line',
+    )
+    ask.add_argument("--json", action="store_true", help="print JSON (one object a line in batch mode)")
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure the engine on a question file or a SQuAD benchmark",
+        description="Ask every question of a JSONL question file (or a SQuAD v1.1/v2.0 JSON file) "
+        "in hybrid, BM25-only and dense-only retrieval, and report retrieval, answer, citation, "
+        "abstention and latency figures (definitions: docs/evaluation.md).",
+        epilog=_EVAL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument(
+        "questions",
+        nargs="?",
+        type=Path,
+        metavar="QUESTIONS.jsonl",
+        help="question file, one object a line (omit with --squad)",
+    )
+    _add_location_options(evaluate)
+    evaluate.add_argument(
+        "--squad",
+        type=Path,
+        metavar="FILE.json",
+        help="evaluate on a SQuAD JSON file instead; its contexts are indexed in a temporary folder",
+    )
+    evaluate.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots here")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+    serve = sub.add_parser(
+        "serve",
+        help="start the web chat (same as python app.py)",
+        description="Start the Gradio chat app over a corpus.",
+        epilog="example:\n  qa serve --port 7860",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_location_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    return parser
+
+
+def _add_location_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help=f"corpus folder: article files plus optional sources.csv (default {DEFAULT_CORPUS})",
+    )
+    parser.add_argument(
+        "-i",
+        "--index",
+        type=Path,
+        default=DEFAULT_INDEX,
+        help=f"index folder, built if missing or stale (default {DEFAULT_INDEX})",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="sentence-transformers model name or path (default: the index's model, "
+        "or the packaged all-MiniLM-L6-v2)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "index":
+            return _index(args)
+        if args.command == "ask":
+            return _ask(args)
+        if args.command == "eval":
+            return _eval(args)
+        from qa.webapp import serve
+
+        return serve(args.corpus, args.index, args.model, args.host, args.port)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+def _open(args: argparse.Namespace, rebuild: bool = False) -> Engine:
+    from qa.engine import Engine
+
+    engine = Engine.open(args.corpus, args.index, model=args.model, rebuild=rebuild)
+    for notice in engine.notices:
+        print(f"qa: {notice}", file=sys.stderr)
+    return engine
+
+
+def _index(args: argparse.Namespace) -> int:
+    engine = _open(args, rebuild=args.force)
+    counts = engine.manifest["counts"]
+    print(
+        f"index {args.index} is current: {counts['articles']} articles, "
+        f"{counts['sentences']} sentences, {counts['passages']} passages, "
+        f"model {engine.manifest['spec']['model']}"
+    )
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    if args.questions is None and args.question is None:
+        raise InputError(
+            'give a question, e.g. qa ask "Who is the director of Auckland Pride?", or --questions FILE'
+        )
+    if args.questions is not None and args.question is not None:
+        raise InputError("give either a question or --questions FILE, not both")
+    if args.questions is not None and not args.questions.is_file():
+        raise InputError(f"questions file not found: {args.questions}")
+    engine = _open(args)
+    options: dict[str, Any] = {
+        "top_k": args.top_k,
+        "outlets": args.outlet,
+        "since": args.since,
+        "until": args.until,
+    }
+    if args.questions is None:
+        result = engine.ask(args.question, history=args.history, **options)
+        _print_result(result, args.json)
+        return 0
+    return _ask_batch(engine, args.questions, args.json, options)
+
+
+def _ask_batch(engine: Engine, path: Path, as_json: bool, options: dict[str, Any]) -> int:
+    """Answer every line of a JSONL file; a bad line is reported and skipped."""
+    from qa.jsonout import result_json
+
+    failures = 0
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            item_id = str(number)
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict):
+                    raise InputError("each line must be a JSON object")
+                item_id = str(item.get("id", number))
+                history = item.get("history") or []
+                if not isinstance(history, list):
+                    raise InputError("'history' must be a list of earlier questions")
+                result = engine.ask(str(item.get("question") or ""), history=history, **options)
+            except (ValueError, QAError) as exc:
+                failures += 1
+                message = f"{path}:{number}: {exc}"
+                print(f"qa: error: {message}", file=sys.stderr)
+                if as_json:
+                    print(json.dumps({"id": item_id, "error": message}, ensure_ascii=False), flush=True)
+                continue
+            if as_json:
+                print(json.dumps(result_json(result, item_id), ensure_ascii=False), flush=True)
+            else:
+                print(f"[{item_id}] {result.question}")
+                _print_result(result, False)
+                print()
+    return 1 if failures else 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate, evaluation_json, load_questions, summary_json
+    from qa.report import write_report
+    from qa.squad import evaluate_squad
+
+    if (args.questions is None) == (args.squad is None):
+        raise InputError("give either a QUESTIONS.jsonl file or --squad FILE.json (one of them)")
+    if args.squad is not None:
+        evaluation = evaluate_squad(args.squad, model=args.model)
+    else:
+        questions = load_questions(args.questions)
+        evaluation = evaluate(_open(args), questions, args.questions.name)
+    if args.report is not None:
+        path = write_report(evaluation, args.report)
+        print(f"qa: report written to {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(evaluation_json(evaluation), ensure_ascii=False, indent=2))
+        return 0
+    figures = {run.mode: summary_json(run.summary) for run in evaluation.runs}
+    modes = list(figures)
+    summary = evaluation.runs[0].summary
+    print(f"{evaluation.name}: {summary.questions} questions ({summary.unanswerable} unanswerable)")
+    print(f"{'metric':<24}" + "".join(f"{m:>10}" for m in modes))
+    for metric in figures[modes[0]]:
+        cells = ("n/a" if figures[m][metric] is None else f"{figures[m][metric]:.3f}" for m in modes)
+        print(f"{metric:<24}" + "".join(f"{c:>10}" for c in cells))
+    recommended = evaluation.runs[0].recommended_threshold
+    print(
+        f"abstention threshold {evaluation.abstain_threshold:.2f}; sweep recommends "
+        + ("none (no unanswerable question abstained on)" if recommended is None else f"{recommended:.2f}")
+    )
+    return 0
+
+
+def _print_result(result: Result, as_json: bool) -> None:
+    for notice in result.notices:
+        print(f"qa: {notice}", file=sys.stderr)
+    if as_json:
+        from qa.jsonout import result_json
+
+        print(json.dumps(result_json(result), ensure_ascii=False, indent=2))
+        return
+    if result.abstained:
+        print("No answer found in this archive.")
+        if result.passages:
+            top = result.passages[0]
+            print(f"Closest passage ({top.outlet}, {top.date}): {top.text[:200]}")
+        return
+    for n, answer in enumerate(result.answers, start=1):
+        print(f"{n}. {answer.text}  (score {answer.score:.2f})")
+        for c, citation in enumerate(answer.citations, start=1):
+            print(f"   [{c}] {citation_label(citation)}")
+            if citation.url:
+                print(f"       {citation.url}")

@@ -1,0 +1,188 @@
+"""Read a corpus folder: article files plus an optional ``sources.csv``.
+
+Bad input never stops a load and never passes silently: every skipped file and
+every bad metadata row is reported in ``CorpusLoad.problems``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import CorpusError
+from qa.records import UNDATED, UNKNOWN_OUTLET, Article
+
+SOURCES_FILE = "sources.csv"
+SOURCES_COLUMNS = ("file", "outlet", "date", "title", "url")
+
+# The bundled articles start with " date YYYY-MM-DD " before the body.
+_DATE_PREFIX = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\s+")
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """Metadata for one article file, from ``sources.csv``."""
+
+    outlet: str
+    date: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class CorpusLoad:
+    """The articles that loaded, what was skipped and why, and a fingerprint."""
+
+    articles: tuple[Article, ...]
+    problems: tuple[str, ...]
+    skipped: int
+    fingerprint: str
+
+
+def parse_date(value: str) -> str | None:
+    """Return ``value`` as ISO YYYY-MM-DD if it is a real calendar date, else None."""
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+def split_date_prefix(text: str) -> tuple[str | None, str]:
+    """Split a leading ``date YYYY-MM-DD`` marker from the body.
+
+    Returns:
+        (date or None, body). The body keeps everything after the marker, with
+        leading whitespace removed, so offsets index the text a reader sees.
+    """
+    match = _DATE_PREFIX.match(text)
+    if match is None:
+        return None, text.lstrip()
+    return parse_date(match.group(1)), text[match.end() :].lstrip()
+
+
+def read_sources(raw: bytes) -> tuple[dict[str, SourceRow], list[str]]:
+    """Parse ``sources.csv`` bytes into rows keyed by file name, with problems.
+
+    Row numbers in messages count the header as row 1, as a spreadsheet does.
+    """
+    problems: list[str] = []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return {}, [f"{SOURCES_FILE}: not UTF-8 text, ignored"]
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "file" not in reader.fieldnames:
+        return {}, [
+            f"{SOURCES_FILE}: needs a header with columns {', '.join(SOURCES_COLUMNS)}; "
+            f"got {reader.fieldnames}, ignored"
+        ]
+    rows: dict[str, SourceRow] = {}
+    for number, row in enumerate(reader, start=2):
+        name = (row.get("file") or "").strip()
+        if not name:
+            problems.append(f"{SOURCES_FILE} row {number}: empty 'file' column, row ignored")
+            continue
+        raw_date = (row.get("date") or "").strip()
+        date = parse_date(raw_date) if raw_date else None
+        if raw_date and date is None:
+            problems.append(
+                f"{SOURCES_FILE} row {number}: bad date {raw_date!r} for {name} "
+                "(expected YYYY-MM-DD); date ignored"
+            )
+        if name in rows:
+            problems.append(f"{SOURCES_FILE} row {number}: {name} listed again, later row wins")
+        rows[name] = SourceRow(
+            outlet=(row.get("outlet") or "").strip(),
+            date=date or "",
+            title=(row.get("title") or "").strip(),
+            url=(row.get("url") or "").strip(),
+        )
+    return rows, problems
+
+
+def load_corpus(corpus_dir: Path) -> CorpusLoad:
+    """Load every article file in ``corpus_dir`` (not recursive).
+
+    Every regular, non-hidden file other than ``sources.csv`` is an article.
+    ``sources.csv`` wins over a date prefix; an article with neither outlet
+    nor date still loads and is cited as "Unknown outlet" / "undated".
+
+    Raises:
+        CorpusError: the folder does not exist or holds no usable article.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    digest = hashlib.sha256()
+    sources: dict[str, SourceRow] = {}
+    problems: list[str] = []
+    sources_path = corpus_dir / SOURCES_FILE
+    if sources_path.is_file():
+        raw = sources_path.read_bytes()
+        digest.update(b"sources\0" + hashlib.sha256(raw).digest())
+        sources, problems = read_sources(raw)
+
+    files = sorted(
+        p
+        for p in corpus_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name != SOURCES_FILE
+    )
+    known = {p.name for p in files}
+    for name in sources:
+        if name not in known:
+            problems.append(f"{SOURCES_FILE}: {name} is listed but no such file in {corpus_dir}")
+
+    articles: list[Article] = []
+    seen_ids: set[str] = set()
+    skipped = 0
+    for path in files:
+        raw = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        article, problem = _read_article(path, raw, sources.get(path.name), seen_ids)
+        if article is None:
+            skipped += 1
+            problems.append(f"skipped {path.name}: {problem}")
+            continue
+        seen_ids.add(article.doc_id)
+        articles.append(article)
+    if not articles:
+        raise CorpusError(
+            f"no usable article in {corpus_dir} ({skipped} file(s) skipped); articles are UTF-8 text files"
+        )
+    return CorpusLoad(tuple(articles), tuple(problems), skipped, digest.hexdigest())
+
+
+def _read_article(
+    path: Path, raw: bytes, source: SourceRow | None, seen_ids: set[str]
+) -> tuple[Article | None, str]:
+    """Decode one file into an Article, or say why it cannot be one."""
+    doc_id = path.stem
+    if doc_id in seen_ids:
+        return None, f"another file already has the id {doc_id!r}"
+    if b"\0" in raw:
+        return None, "binary file (contains NUL bytes)"
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (bad byte at position {exc.start})"
+    prefix_date, body = split_date_prefix(text)
+    if not body.strip():
+        return None, "empty file"
+    outlet = source.outlet if source and source.outlet else UNKNOWN_OUTLET
+    date = (source.date if source and source.date else None) or prefix_date or UNDATED
+    return (
+        Article(
+            doc_id=doc_id,
+            body=body,
+            outlet=outlet,
+            date=date,
+            title=source.title if source else "",
+            url=source.url if source else "",
+        ),
+        "",
+    )

@@ -1,0 +1,365 @@
+"""The engine: the one object the CLI, the web app and evaluation all use."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from qa.corpus import load_corpus, parse_date
+from qa.dense import search_dense
+from qa.embed import DEFAULT_MODEL, Embedder, model_id
+from qa.errors import IndexStoreError, InputError
+from qa.extract import Candidate, group_same_reports, idf, lexical_coverage, rank_candidates
+from qa.fusion import reciprocal_rank_fusion
+from qa.lexical import date_key
+from qa.mentions import date_matches, named_dates, named_outlets
+from qa.records import Answer, Article, Citation, Result, RetrievedPassage
+from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+from qa.span import answer_kind, answer_span, typed_span
+from qa.store import IndexData, IndexSpec, build_index, load_index, read_manifest, stale_reasons
+
+# A follow-up leans on the conversation when it refers back with a pronoun or
+# a demonstrative ("What did he say...", "When did that happen?").
+_REFERRING = re.compile(
+    r"\b(he|him|his|she|her|hers|they|them|their|theirs|it|its|this|that|these|those|"
+    r"the (man|woman|couple|pair|director|commissioner|officer|police officer))\b",
+    re.IGNORECASE,
+)
+# How much the previous question counts in a follow-up's query vector and
+# BM25 terms: enough to pull in its subject, less than the question itself.
+HISTORY_WEIGHT = 0.6
+
+
+@dataclass(frozen=True)
+class QueryFilters:
+    """Validated filters: canonical outlet names and ISO dates."""
+
+    outlets: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.outlets or self.since or self.until)
+
+
+class Engine:
+    """Answers questions from one indexed corpus.
+
+    Open it once (the model and index load once), then call :meth:`ask` as
+    often as needed; it is safe to share between threads for reading.
+    """
+
+    def __init__(
+        self, data: IndexData, embedder: Embedder, settings: Settings, notices: Sequence[str]
+    ) -> None:
+        self._data = data
+        self._embedder = embedder
+        self.settings = settings
+        self.notices: tuple[str, ...] = tuple(notices)
+        self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
+        self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
+        self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
+        self._passage_outlet = np.array(
+            [self._outlet_codes[data.articles[a].outlet] for a in data.passages[:, 0]], dtype=np.int64
+        )
+        self._passage_date = np.array(
+            [date_key(data.articles[a].date) for a in data.passages[:, 0]], dtype=np.int64
+        )
+        self._num_passages = len(data.passages)
+
+    @classmethod
+    def open(
+        cls,
+        corpus_dir: Path | str = DEFAULT_CORPUS,
+        index_dir: Path | str = DEFAULT_INDEX,
+        model: str | None = None,
+        settings: Settings | None = None,
+        rebuild: bool = False,
+        progress: bool = True,
+    ) -> Engine:
+        """Open the index for ``corpus_dir``, building it first if needed.
+
+        The index is rebuilt when it is missing, unreadable, or was built from
+        another corpus, model, schema or passage setting; each reason is
+        reported in ``engine.notices``. A stale index is never used.
+
+        Args:
+            corpus_dir: folder of article files and optional ``sources.csv``.
+            index_dir: where the index lives (created if missing).
+            model: sentence-transformers name or path; ``None`` keeps the
+                model the index was built with (the packaged MiniLM for a new one).
+            settings: engine settings; ``None`` for the defaults.
+            rebuild: build even if the index is current.
+            progress: show progress bars while building.
+        """
+        settings = settings or Settings()
+        corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+        corpus = load_corpus(corpus_dir)
+        notices = list(corpus.problems)
+        manifest = read_manifest(index_dir)
+        if model is None:
+            model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
+        spec = IndexSpec(
+            model=model_id(model),
+            corpus_fingerprint=corpus.fingerprint,
+            sentences_per_passage=settings.sentences_per_passage,
+            passage_stride=settings.passage_stride,
+        )
+        embedder = Embedder(model, batch_size=settings.batch_size)
+        data = None
+        if rebuild:
+            notices.append("rebuilding the index as asked")
+        elif manifest is None:
+            notices.append(f"no index in {index_dir}; building it")
+        elif reasons := stale_reasons(manifest, spec):
+            notices.append(f"index in {index_dir} is stale ({', '.join(reasons)}); rebuilding")
+        else:
+            try:
+                data = load_index(index_dir)
+            except IndexStoreError as exc:
+                notices.append(f"index in {index_dir} is damaged ({exc}); rebuilding")
+        if data is None:
+            if progress:
+                for notice in notices:
+                    print(notice, file=sys.stderr, flush=True)
+            build_index(index_dir, corpus.articles, spec, embedder, progress=progress)
+            data = load_index(index_dir)
+            notices.append(
+                f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
+                f"{data.manifest['counts']['passages']} passages"
+            )
+        return cls(data, embedder, settings, notices)
+
+    @property
+    def articles(self) -> tuple[Article, ...]:
+        return self._data.articles
+
+    @property
+    def manifest(self) -> dict:
+        return self._data.manifest
+
+    def article(self, doc_id: str) -> Article:
+        """The indexed article ``doc_id``; raises InputError for an unknown id."""
+        try:
+            return self._data.articles[self._doc_index[doc_id]]
+        except KeyError:
+            raise InputError(f"no article with id {doc_id!r} in this index") from None
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        top_k: int | None = None,
+        outlets: Sequence[str] = (),
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Result:
+        """Answer ``question`` with verbatim, cited extracts.
+
+        Args:
+            question: the question; longer than ``settings.max_question_chars``
+                is cut, with a notice in the result.
+            history: earlier questions of the conversation, oldest first.
+            top_k: most answers to return (default ``settings.top_k``).
+            outlets: keep only these outlets (case-insensitive names).
+            since, until: keep only articles dated in this range (YYYY-MM-DD, inclusive).
+
+        Returns:
+            A Result; ``abstained`` is True and ``answers`` empty when nothing
+            scored above the abstention threshold.
+        """
+        started = time.perf_counter()
+        question, notices = self._clean_question(question)
+        top_k = self.settings.top_k if top_k is None else top_k
+        if top_k < 1:
+            raise InputError(f"top_k must be >= 1, got {top_k}")
+        filters = self._check_filters(outlets, since, until)
+        allowed = self._allowed_passages(filters)
+
+        previous = self._referred_history(question, history)
+        texts = [question] + ([previous] if previous else [])
+        vectors = self._embedder.encode(texts)
+        query_vector = vectors[0]
+        if previous:
+            query_vector = vectors[0] + HISTORY_WEIGHT * vectors[1]
+            query_vector = query_vector / np.linalg.norm(query_vector)
+
+        lexical = self._data.lexical
+        question_terms = {t: idf(lexical.doc_freq(t), self._num_passages) for t in lexical.terms(question)}
+        weighted_terms = [(t, 1.0) for t in question_terms]
+        if previous:
+            weighted_terms += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
+
+        depth = self.settings.retrieve_depth
+        rankings = []
+        if self.settings.retrieval in ("hybrid", "dense"):
+            hits = search_dense(self._data.dense, query_vector, depth, allowed)
+            rankings.append([pid for pid, _ in hits])
+        if self.settings.retrieval in ("hybrid", "bm25"):
+            hits = lexical.search(weighted_terms, depth, filters.outlets, filters.since, filters.until)
+            rankings.append([pid for pid, _ in hits])
+        fused = reciprocal_rank_fusion(rankings, k=self.settings.rrf_k)
+        answers = self._extract(query_vector, question, question_terms, fused, top_k)
+        passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
+        best = answers[0].score if answers else 0.0
+        kept = tuple(a for a in answers if a.score >= self.settings.abstain_threshold)
+        return Result(
+            question=question,
+            answers=kept,
+            passages=passages,
+            abstained=not kept,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            notices=tuple(notices),
+            best_score=best,
+        )
+
+    def _extract(
+        self,
+        query_vector: np.ndarray,
+        question: str,
+        question_terms: dict[str, float],
+        fused: list[tuple[int, float]],
+        top_k: int,
+    ) -> list[Answer]:
+        data = self._data
+        kind = answer_kind(question)
+        sentence_passage: dict[int, tuple[int, float]] = {}
+        for pid, score in fused[: self.settings.answer_passages]:
+            first, last = int(data.passages[pid, 3]), int(data.passages[pid, 4])
+            for sid in range(first, last):
+                if sid not in sentence_passage or sentence_passage[sid][1] < score:
+                    sentence_passage[sid] = (pid, score)
+        named_outlet_set = set(named_outlets(question, self.outlets))
+        dates = named_dates(question)
+        ids = np.fromiter(sentence_passage, dtype=np.int64, count=len(sentence_passage))
+        cosines = (np.asarray(data.sentence_vectors[ids], dtype=np.float32) @ query_vector).tolist()
+        candidates = []
+        for sid, cosine in zip(ids.tolist(), cosines, strict=True):
+            text = self._sentence_text(sid)
+            article = data.articles[int(data.sentences[sid, 0])]
+            typed = 0 if kind is None else (1 if typed_span(question, text) else -1)
+            named = article.outlet in named_outlet_set or any(date_matches(article.date, d) for d in dates)
+            pid, passage_score = sentence_passage[sid]
+            candidates.append(
+                Candidate(
+                    sentence_id=sid,
+                    passage_id=pid,
+                    dense=cosine,
+                    lexical=lexical_coverage(question_terms, set(data.lexical.terms(text))),
+                    passage=passage_score,
+                    typed=typed,
+                    source=int(named),
+                )
+            )
+        scored = rank_candidates(candidates, self.settings.weights)
+        groups = group_same_reports(scored, data.sentence_vectors, self.settings.same_report_cosine, top_k)
+        answers = []
+        for group in groups:
+            citations = tuple(self._citation(s.sentence_id, s.passage_id) for s in group)
+            lead = citations[0]
+            span_start, span_end = answer_span(question, lead.text)
+            answers.append(Answer(lead.text, round(group[0].score, 4), citations, span_start, span_end))
+        return answers
+
+    def _sentence_text(self, sid: int) -> str:
+        a_idx, start, end = (int(v) for v in self._data.sentences[sid])
+        return self._data.articles[a_idx].body[start:end]
+
+    def _citation(self, sid: int, pid: int) -> Citation:
+        a_idx, start, end = (int(v) for v in self._data.sentences[sid])
+        _, p_start, p_end, _, _ = (int(v) for v in self._data.passages[pid])
+        article = self._data.articles[a_idx]
+        return Citation(
+            doc_id=article.doc_id,
+            outlet=article.outlet,
+            date=article.date,
+            title=article.title,
+            url=article.url,
+            start=start,
+            end=end,
+            text=article.body[start:end],
+            passage_start=p_start,
+            passage_end=p_end,
+            passage=article.body[p_start:p_end],
+        )
+
+    def _retrieved(self, pid: int, score: float) -> RetrievedPassage:
+        a_idx, start, end, _, _ = (int(v) for v in self._data.passages[pid])
+        article = self._data.articles[a_idx]
+        return RetrievedPassage(
+            passage_id=pid,
+            doc_id=article.doc_id,
+            start=start,
+            end=end,
+            text=article.body[start:end],
+            score=round(score, 4),
+            outlet=article.outlet,
+            date=article.date,
+            title=article.title,
+            url=article.url,
+        )
+
+    def _clean_question(self, question: str) -> tuple[str, list[str]]:
+        if not isinstance(question, str) or not question.strip():
+            raise InputError("the question is empty: type a question about the news archive")
+        question = " ".join(question.split())
+        limit = self.settings.max_question_chars
+        if len(question) <= limit:
+            return question, []
+        cut = question.rfind(" ", 0, limit)
+        question = question[: cut if cut > 0 else limit]
+        return question, [
+            f"question was longer than {limit} characters and was cut to its first {len(question)}"
+        ]
+
+    def _check_filters(self, outlets: Sequence[str], since: str | None, until: str | None) -> QueryFilters:
+        by_lower = {o.lower(): o for o in self.outlets}
+        chosen = []
+        for name in outlets:
+            canonical = by_lower.get(name.strip().lower())
+            if canonical is None:
+                raise InputError(f"unknown outlet {name!r}; this corpus has: {', '.join(self.outlets)}")
+            chosen.append(canonical)
+        checked = []
+        for label, value in (("since", since), ("until", until)):
+            if value and parse_date(value) is None:
+                raise InputError(f"{label} must be a date YYYY-MM-DD, got {value!r}")
+            checked.append(parse_date(value) if value else None)
+        if checked[0] and checked[1] and checked[0] > checked[1]:
+            raise InputError(f"since ({checked[0]}) is after until ({checked[1]})")
+        return QueryFilters(tuple(chosen), checked[0], checked[1])
+
+    def _allowed_passages(self, filters: QueryFilters) -> np.ndarray | None:
+        if not filters.active:
+            return None
+        mask = np.ones(self._num_passages, dtype=bool)
+        if filters.outlets:
+            codes = [self._outlet_codes[o] for o in filters.outlets]
+            mask &= np.isin(self._passage_outlet, codes)
+        # Undated articles (key 0) fall outside any date range: their date is unknown.
+        if filters.since or filters.until:
+            mask &= self._passage_date > 0
+        if filters.since:
+            mask &= self._passage_date >= date_key(filters.since)
+        if filters.until:
+            mask &= self._passage_date <= date_key(filters.until)
+        return np.flatnonzero(mask)
+
+    @staticmethod
+    def _referred_history(question: str, history: Sequence[str]) -> str | None:
+        """The earlier question a follow-up refers back to, if any."""
+        earlier = [h.strip() for h in history if isinstance(h, str) and h.strip()]
+        if not earlier or not _REFERRING.search(question):
+            return None
+        return earlier[-1]
+
+    def with_settings(self, **changes: object) -> Engine:
+        """A view of this engine with some query-time settings changed (for evaluation)."""
+        return Engine(self._data, self._embedder, replace(self.settings, **changes), self.notices)

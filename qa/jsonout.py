@@ -1,0 +1,53 @@
+"""The JSON shape of a result, shared by ``qa ask --json``, the web API and evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qa.records import Answer, Citation, Result, RetrievedPassage
+
+
+def citation_json(citation: Citation) -> dict[str, Any]:
+    return {
+        "doc_id": citation.doc_id,
+        "outlet": citation.outlet,
+        "date": citation.date,
+        "title": citation.title,
+        "url": citation.url,
+        "start": citation.start,
+        "end": citation.end,
+        "text": citation.text,
+    }
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    return {
+        "text": answer.text,
+        "score": answer.score,
+        "citations": [citation_json(c) for c in answer.citations],
+    }
+
+
+def passage_json(passage: RetrievedPassage) -> dict[str, Any]:
+    return {
+        "doc_id": passage.doc_id,
+        "start": passage.start,
+        "end": passage.end,
+        "score": passage.score,
+        "text": passage.text,
+    }
+
+
+def result_json(result: Result, item_id: str | None = None) -> dict[str, Any]:
+    """One result as the documented JSON object (``id`` only when given)."""
+    out: dict[str, Any] = {} if item_id is None else {"id": item_id}
+    out.update(
+        {
+            "question": result.question,
+            "abstained": result.abstained,
+            "answers": [answer_json(a) for a in result.answers],
+            "passages": [passage_json(p) for p in result.passages],
+            "latency_ms": round(result.latency_ms, 2),
+        }
+    )
+    return out

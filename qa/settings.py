@@ -1,0 +1,62 @@
+"""Defaults in one place; every keyword left as ``None`` elsewhere means "use these".
+
+The numbers were chosen on the dev set (``data/eval/questions.jsonl``); the
+README's "Tuning" section gives the measurements behind each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_CORPUS = Path("data/corpus")
+DEFAULT_INDEX = Path("index")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the evidence for an answer sentence adds up (see qa.extract.Candidate).
+
+    Chosen by a grid search on the dev set (README, "Tuning"): the embedding
+    similarity carries paraphrases, the idf-weighted term overlap rewards the
+    rare words a question names, the passage's fused retrieval score lends
+    context a lone sentence lacks, and the answer-type and named-source terms
+    break near-ties between an answer and a sentence that only echoes the
+    question.
+    """
+
+    dense: float = 0.70
+    lexical: float = 0.20
+    passage: float = 0.10
+    typed: float = 0.04
+    source: float = 0.10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine configuration. Index-shaping fields are recorded in the manifest."""
+
+    # Passages: windows of whole sentences. 4 sentences with a stride of 2 (so
+    # every sentence sits in two passages) measured best on the dev set.
+    sentences_per_passage: int = 4
+    passage_stride: int = 2
+    # Which retrievers run: "hybrid" fuses both; the others are for ablations.
+    retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # Candidates each retriever returns before fusion.
+    retrieve_depth: int = 50
+    # Reciprocal rank fusion constant: k=60 is the value of Cormack et al.
+    # (2009); it damps the head of each ranking so neither retriever dominates.
+    rrf_k: int = 60
+    # How many fused passages answer extraction reads sentences from.
+    answer_passages: int = 8
+    # Passages returned with a result (shown as "sources").
+    passages_shown: int = 5
+    top_k: int = 3
+    weights: Weights = field(default_factory=Weights)
+    # An answer scoring below this is not given; see README "Abstention".
+    abstain_threshold: float = 0.43
+    # Sentences whose embeddings are this close count as the same report.
+    same_report_cosine: float = 0.88
+    max_question_chars: int = 500
+    batch_size: int = 64

@@ -1,0 +1,109 @@
+"""Pick the short part of an answer sentence to highlight.
+
+There is no reader model offline, so this is a typed heuristic: the question
+word says what kind of span answers it (a name for "who", a time for "when",
+a number for "how many"), and among the spans of that kind in the sentence
+the one that is not just an echo of the question and sits nearest the words
+the question shares with the sentence wins. When no typed span fits, the whole
+sentence is the answer: highlighting nothing specific beats a wrong guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    "fifty|hundred|hundreds|thousand|thousands|dozen|dozens|several|a few"
+)
+
+_TIME = re.compile(
+    rf"\b(?:(?:about|around|at|after|before|by|until)\s+)?"
+    rf"(?:\d{{1,2}}(?:[.:]\d{{2}})?\s?(?:am|pm|a\.m\.|p\.m\.)"
+    rf"|(?:(?:early|late)\s+)?(?:{_DAYS})(?:\s+(?:morning|afternoon|evening|night))?"
+    rf"|\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:{_MONTHS})(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?"
+    rf"|(?:in\s+)?(?:19|20)\d{{2}}|(?:this|last|yesterday)\s+(?:morning|afternoon|evening|night|weekend|year)"
+    rf"|yesterday|overnight|today|tonight)\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    rf"\b(?:(?:about|around|more than|less than|over|under|nearly|almost|just)\s+)?"
+    rf"(?:\d[\d,.]*+(?!\s?(?:am|pm|a\.m\.|p\.m\.))|(?:{_NUMBER_WORDS})(?:\s+or\s+(?:{_NUMBER_WORDS}))?)"
+    rf"(?:\s+(?!(?:and|or|the|a|to|of|in)\b)[a-z]+){{0,2}}",
+    re.IGNORECASE,
+)
+# A run of capitalised words, allowing inner "of"/"de"/"van" particles: names
+# of people, places and organisations.
+_NAME = re.compile(r"\b[A-Z][\w\u2019'&.-]*(?:\s+(?:(?:of|de|van|von|der)\s+)?[A-Z][\w\u2019'&.-]*)*")
+# Capitalised words that are not names: sentence openers, months, days.
+_NOT_NAMES = frozenset(
+    (
+        "a an the in on at of for and but or if as so he she it they we i you his her their our "
+        "this that these those there then when while after before following during however "
+        "instead meanwhile police mr mrs ms dr " + (_MONTHS + "|" + _DAYS).replace("|", " ")
+    )
+    .lower()
+    .split()
+)
+_PLACE = re.compile(
+    r"\b(?:at|in|on|near|outside|from|down|by)\s+(?:the\s+)?[A-Z][\w\u2019'&.-]*(?:\s+(?:&\s+)?[A-Z][\w\u2019'&.-]*)*"
+)
+
+_KIND_BY_QUESTION = (
+    (re.compile(r"^\s*(who|whom|whose)\b|\bwhich (man|woman|person|officer|group)\b", re.I), "name"),
+    (re.compile(r"^\s*when\b|\bwhat (time|day|date|year|month)\b|\bwhich (day|year)\b", re.I), "time"),
+    (re.compile(r"\bhow (many|much|old|far|long)\b|\bwhat (age|number)\b", re.I), "quantity"),
+    (re.compile(r"^\s*where\b|\bwhat (street|place|city|shop|restaurant)\b", re.I), "place"),
+)
+_PATTERNS = {"name": _NAME, "time": _TIME, "quantity": _QUANTITY, "place": _PLACE}
+
+
+def answer_kind(question: str) -> str | None:
+    """The kind of span a question asks for, or None for an open question."""
+    for pattern, kind in _KIND_BY_QUESTION:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def answer_span(question: str, sentence: str) -> tuple[int, int]:
+    """Offsets (start, end) within ``sentence`` of the part that answers ``question``.
+
+    Returns ``(0, len(sentence))`` when no typed span fits.
+    """
+    return typed_span(question, sentence) or (0, len(sentence))
+
+
+def typed_span(question: str, sentence: str) -> tuple[int, int] | None:
+    """The span of the kind ``question`` asks for, or None if it has none.
+
+    A sentence that holds a span of the asked kind ("who" -> a name not in the
+    question) is likelier to answer than one that only echoes the question.
+    """
+    kind = answer_kind(question)
+    if kind is None:
+        return None
+    question_words = {w.lower() for w in _WORD.findall(question)}
+    shared = [
+        m.start()
+        for m in _WORD.finditer(sentence)
+        if m.group().lower() in question_words and len(m.group()) > 3
+    ]
+    best_key: tuple[float, int] | None = None
+    best_span = None
+    for match in _PATTERNS[kind].finditer(sentence):
+        start, end = match.start(), match.end()
+        words = [w.lower() for w in _WORD.findall(match.group())]
+        new_words = [w for w in words if w not in question_words and w not in _NOT_NAMES]
+        if not new_words or (kind == "name" and len(new_words) < len(words) / 2):
+            continue
+        distance = min((abs(start - p) for p in shared), default=0)
+        # Prefer spans made of words the question lacks, then the nearest.
+        key = (len(new_words) / len(words), -distance)
+        if best_key is None or key > best_key:
+            best_key, best_span = key, (start, end)
+    return best_span

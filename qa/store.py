@@ -1,0 +1,255 @@
+"""Build, save and load the on-disk index: plain files plus a JSON manifest.
+
+Layout of an index folder::
+
+    manifest.json          schema version, model, dimension, corpus fingerprint,
+                           splitting settings, counts, file sizes
+    articles.jsonl         one article a line: metadata and body
+    sentences.npy          int64 rows (article, start, end)
+    passages.npy           int64 rows (article, start, end, first_sentence, last_sentence)
+    sentence_vectors.npy   float32 unit vectors, one per sentence
+    passages.faiss         FAISS index of passage vectors (id = row)
+    bm25/                  tantivy index of passage text, outlet and date
+
+A build writes into a temporary sibling folder and renames it into place, so
+an interrupted build leaves the previous index as it was. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from qa.dense import INDEX_FACTORY, build_dense_index, load_dense_index, save_dense_index
+from qa.embed import Embedder
+from qa.errors import IndexStoreError
+from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
+from qa.records import Article
+from qa.segment import make_passages, split_sentences
+
+# Bump when the layout or the meaning of any file changes: older indexes are
+# then rebuilt instead of misread.
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+_FILES = ("articles.jsonl", "sentences.npy", "passages.npy", "sentence_vectors.npy", "passages.faiss")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What an index must have been built from to be usable as is."""
+
+    model: str
+    corpus_fingerprint: str
+    sentences_per_passage: int
+    passage_stride: int
+    schema_version: int = SCHEMA_VERSION
+    index_factory: str = INDEX_FACTORY
+
+
+@dataclass
+class IndexData:
+    """A loaded index: everything a query needs, already computed."""
+
+    manifest: dict[str, Any]
+    articles: tuple[Article, ...]
+    sentences: np.ndarray
+    passages: np.ndarray
+    sentence_vectors: np.ndarray
+    dense: faiss.Index
+    lexical: LexicalIndex
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The manifest of ``index_dir``, or None when there is no readable one."""
+    try:
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def stale_reasons(manifest: dict[str, Any], spec: IndexSpec) -> list[str]:
+    """Why an index with ``manifest`` cannot serve ``spec``; empty when it can."""
+    labels = {
+        "schema_version": "the index format changed",
+        "model": "the embedding model changed",
+        "corpus_fingerprint": "the corpus changed",
+        "sentences_per_passage": "the passage size changed",
+        "passage_stride": "the passage stride changed",
+        "index_factory": "the FAISS index type changed",
+    }
+    built = manifest.get("spec", {})
+    return [label for key, label in labels.items() if built.get(key) != getattr(spec, key)]
+
+
+def load_index(index_dir: Path) -> IndexData:
+    """Load and check an index folder.
+
+    Raises:
+        IndexStoreError: a file is missing, truncated or inconsistent with the
+            manifest. The message says which.
+    """
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        raise IndexStoreError(f"no readable {MANIFEST} in {index_dir}")
+    try:
+        for name, size in manifest["files"].items():
+            actual = (index_dir / name).stat().st_size
+            if actual != size:
+                raise IndexStoreError(f"{name} is {actual} bytes, manifest says {size}")
+        counts = manifest["counts"]
+        articles = tuple(_read_articles(index_dir / "articles.jsonl"))
+        sentences = np.load(index_dir / "sentences.npy", allow_pickle=False)
+        passages = np.load(index_dir / "passages.npy", allow_pickle=False)
+        vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
+        dense = load_dense_index(index_dir / "passages.faiss")
+        lexical = LexicalIndex(index_dir / "bm25")
+        found = {
+            "articles": len(articles),
+            "sentences": len(sentences),
+            "passages": len(passages),
+            "sentence_vectors": len(vectors),
+            "faiss": int(dense.ntotal),
+            "bm25": lexical.num_docs,
+        }
+        expected = {
+            "articles": counts["articles"],
+            "sentences": counts["sentences"],
+            "passages": counts["passages"],
+            "sentence_vectors": counts["sentences"],
+            "faiss": counts["passages"],
+            "bm25": counts["passages"],
+        }
+        wrong = [f"{k}: {found[k]} (expected {expected[k]})" for k in found if found[k] != expected[k]]
+        if wrong:
+            raise IndexStoreError("counts disagree with the manifest: " + "; ".join(wrong))
+        if vectors.shape[1] != manifest["dimension"] or dense.d != manifest["dimension"]:
+            raise IndexStoreError("vector dimension disagrees with the manifest")
+    except IndexStoreError:
+        raise
+    except Exception as exc:  # a damaged file surfaces as many exception types
+        raise IndexStoreError(f"index in {index_dir} is unreadable: {exc}") from exc
+    return IndexData(manifest, articles, sentences, passages, vectors, dense, lexical)
+
+
+def build_index(
+    index_dir: Path,
+    articles: Sequence[Article],
+    spec: IndexSpec,
+    embedder: Embedder,
+    progress: bool = True,
+) -> None:
+    """Split, embed and index ``articles`` into ``index_dir``, atomically.
+
+    Holds a lock beside ``index_dir`` so two builds of one index never
+    interleave; the second waits and then builds from its own corpus view.
+    """
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(index_dir):
+        tmp = index_dir.parent / f".{index_dir.name}.building-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            _write_index(tmp, articles, spec, embedder, progress)
+            _swap_into_place(tmp, index_dir)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot write the index to {index_dir}: {exc}") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_index(
+    folder: Path, articles: Sequence[Article], spec: IndexSpec, embedder: Embedder, progress: bool
+) -> None:
+    sentence_rows: list[tuple[int, int, int]] = []
+    passage_rows: list[tuple[int, int, int, int, int]] = []
+    sentence_texts: list[str] = []
+    passage_texts: list[str] = []
+    lexical_docs: list[LexicalDoc] = []
+    for a_idx, article in enumerate(
+        tqdm(articles, desc="Splitting articles", unit="article", disable=not progress)
+    ):
+        sentences = split_sentences(article.doc_id, article.body)
+        passages = make_passages(
+            article.body,
+            sentences,
+            spec.sentences_per_passage,
+            spec.passage_stride,
+            first_sentence_id=len(sentence_rows),
+        )
+        sentence_rows.extend((a_idx, s.start, s.end) for s in sentences)
+        sentence_texts.extend(s.text for s in sentences)
+        for p in passages:
+            lexical_docs.append(LexicalDoc(len(passage_rows), p.text, article.outlet, article.date))
+            passage_rows.append((a_idx, p.start, p.end, p.first_sentence, p.last_sentence))
+            passage_texts.append(p.text)
+
+    if progress:
+        print(
+            f"Embedding {len(passage_texts)} passages with {embedder.model_id}", file=sys.stderr, flush=True
+        )
+    passage_vectors = embedder.encode(passage_texts, progress=progress)
+    if progress:
+        print(f"Embedding {len(sentence_texts)} sentences", file=sys.stderr, flush=True)
+    sentence_vectors = embedder.encode(sentence_texts, progress=progress)
+
+    with (folder / "articles.jsonl").open("w", encoding="utf-8") as out:
+        for article in articles:
+            out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+    np.save(folder / "sentences.npy", np.asarray(sentence_rows, dtype=np.int64).reshape(-1, 3))
+    np.save(folder / "passages.npy", np.asarray(passage_rows, dtype=np.int64).reshape(-1, 5))
+    np.save(folder / "sentence_vectors.npy", sentence_vectors)
+    save_dense_index(build_dense_index(passage_vectors), folder / "passages.faiss")
+    (folder / "bm25").mkdir()
+    build_lexical_index(folder / "bm25", lexical_docs)
+
+    manifest = {
+        "spec": asdict(spec),
+        "dimension": int(passage_vectors.shape[1]),
+        "counts": {
+            "articles": len(articles),
+            "sentences": len(sentence_rows),
+            "passages": len(passage_rows),
+        },
+        "files": {name: (folder / name).stat().st_size for name in _FILES},
+    }
+    # The manifest is written last: a folder without one is never a valid index.
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _swap_into_place(tmp: Path, index_dir: Path) -> None:
+    old = index_dir.parent / f".{index_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    if index_dir.exists():
+        os.replace(index_dir, old)
+    os.replace(tmp, index_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    lock_path = index_dir.parent / f".{index_dir.name}.lock"
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_articles(path: Path) -> Iterator[Article]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            yield Article(**json.loads(line))

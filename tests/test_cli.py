@@ -1,0 +1,83 @@
+"""The qa command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "data" / "corpus"
+
+
+def _qa(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qa", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def test_help_and_import_load_neither_torch_nor_the_model() -> None:
+    code = (
+        "import sys, qa, qa.cli\n"
+        "try:\n    qa.cli.main(['ask', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'gradio') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "qa ask --questions" in done.stdout
+
+
+def test_ask_json_and_readable(bundled_index: Path) -> None:
+    done = _qa("ask", "Who is the director of Auckland Pride?", "--index", str(bundled_index), "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert set(out) == {"question", "abstained", "answers", "passages", "latency_ms"}
+    citation = out["answers"][0]["citations"][0]
+    assert set(citation) == {"doc_id", "outlet", "date", "title", "url", "start", "end", "text"}
+    assert (citation["outlet"], citation["date"]) == ("1 NEWS", "2020-03-09")
+
+    readable = _qa("ask", "Who is the director of Auckland Pride?", "--index", str(bundled_index))
+    assert readable.returncode == 0
+    assert "[1] 1 NEWS, 9 March 2020" in readable.stdout
+
+
+def test_batch_mode_answers_every_line_and_reports_bad_ones(tmp_path: Path, bundled_index: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": "Who is the director of Auckland Pride?", "extra": 1})
+        + "\n{not json\n"
+        + json.dumps(
+            {
+                "id": "c",
+                "question": "What did he say about police training?",
+                "history": ["Who is the director of Auckland Pride?"],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    done = _qa("ask", "--questions", str(questions), "--index", str(bundled_index), "--json")
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", "2", "c"]
+    assert "error" in lines[1] and "q.jsonl:2" in lines[1]["error"]
+    assert lines[2]["answers"][0]["citations"][0]["doc_id"] == "003_2b5d70423e18adf0"
+    assert all(line["latency_ms"] > 0 for line in (lines[0], lines[2]))
+
+
+def test_empty_question_and_missing_corpus_are_clear_errors(tmp_path: Path, bundled_index: Path) -> None:
+    empty = _qa("ask", "  ", "--index", str(bundled_index))
+    assert empty.returncode == 1
+    assert "qa: error: the question is empty" in empty.stderr
+    assert "Traceback" not in empty.stderr
+    missing = _qa("ask", "Who?", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i"))
+    assert missing.returncode == 1 and "corpus folder not found" in missing.stderr
+
+
+def test_index_command_reports_counts(tmp_path: Path) -> None:
+    done = _qa("index", "--index", str(tmp_path / "index"))
+    assert done.returncode == 0, done.stderr
+    assert "5 articles" in done.stdout
+    assert "no index" in done.stderr and "Embedding" in done.stderr
