@@ -97,12 +97,21 @@ class Engine:
                 model the index was built with (the packaged MiniLM for a new one).
             settings: engine settings; ``None`` for the defaults.
             rebuild: build even if the index is current.
-            progress: show progress bars while building.
+            progress: show progress bars while building, and print each
+                notice to stderr as it happens.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+        notices: list[str] = []
+
+        def note(message: str) -> None:
+            notices.append(message)
+            if progress:
+                print(f"qa: {message}", file=sys.stderr, flush=True)
+
         corpus = load_corpus(corpus_dir)
-        notices = list(corpus.problems)
+        for problem in corpus.problems:
+            note(problem)
         manifest = read_manifest(index_dir)
         if model is None:
             model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
@@ -115,23 +124,20 @@ class Engine:
         embedder = Embedder(model, batch_size=settings.batch_size)
         data = None
         if rebuild:
-            notices.append("rebuilding the index as asked")
+            note("rebuilding the index as asked")
         elif manifest is None:
-            notices.append(f"no index in {index_dir}; building it")
+            note(f"no index in {index_dir}; building it")
         elif reasons := stale_reasons(manifest, spec):
-            notices.append(f"index in {index_dir} is stale ({', '.join(reasons)}); rebuilding")
+            note(f"index in {index_dir} is stale ({', '.join(reasons)}); rebuilding")
         else:
             try:
                 data = load_index(index_dir)
             except IndexStoreError as exc:
-                notices.append(f"index in {index_dir} is damaged ({exc}); rebuilding")
+                note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
-            if progress:
-                for notice in notices:
-                    print(notice, file=sys.stderr, flush=True)
             build_index(index_dir, corpus.articles, spec, embedder, progress=progress)
             data = load_index(index_dir)
-            notices.append(
+            note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )

@@ -18,7 +18,7 @@ _MONTHS = "January|February|March|April|May|June|July|August|September|October|N
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
-    "fifty|hundred|hundreds|thousand|thousands|dozen|dozens|several|a few"
+    "fifty|hundred|hundreds|thousand|thousands|dozen|dozens|several|a few|no|none|zero"
 )
 
 _TIME = re.compile(
@@ -54,7 +54,14 @@ _PLACE = re.compile(
 )
 
 _KIND_BY_QUESTION = (
-    (re.compile(r"^\s*(who|whom|whose)\b|\bwhich (man|woman|person|officer|group)\b", re.I), "name"),
+    (
+        re.compile(
+            r"^\s*(who|whom|whose)\b|\bwhich (man|woman|person|officer|group)\b"
+            r"|\bwhat (is|was|were|are) the names? of\b|\bwhat (is|was) (he|she|it|they) called\b",
+            re.I,
+        ),
+        "name",
+    ),
     (re.compile(r"^\s*when\b|\bwhat (time|day|date|year|month)\b|\bwhich (day|year)\b", re.I), "time"),
     (re.compile(r"\bhow (many|much|old|far|long)\b|\bwhat (age|number)\b", re.I), "quantity"),
     (re.compile(r"^\s*where\b|\bwhat (street|place|city|shop|restaurant)\b", re.I), "place"),
