@@ -1,0 +1,12 @@
+"""Start the web chat: ``python app.py [--host H] [--port N] [--corpus DIR] [--index DIR]``.
+
+The options are those of ``qa serve``, parsed by the same code, so the two
+cannot drift apart; ``qa.cli`` hands over to :func:`qa.webapp.serve`.
+"""
+
+import sys
+
+from qa.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["serve", *sys.argv[1:]]))
