@@ -171,10 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _open(args: argparse.Namespace, rebuild: bool = False) -> Engine:
     from qa.engine import Engine
 
-    engine = Engine.open(args.corpus, args.index, model=args.model, rebuild=rebuild)
-    for notice in engine.notices:
-        print(f"qa: {notice}", file=sys.stderr)
-    return engine
+    return Engine.open(args.corpus, args.index, model=args.model, rebuild=rebuild)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -275,7 +272,7 @@ def _eval(args: argparse.Namespace) -> int:
     recommended = evaluation.runs[0].recommended_threshold
     print(
         f"abstention threshold {evaluation.abstain_threshold:.2f}; sweep recommends "
-        + ("none (no unanswerable question abstained on)" if recommended is None else f"{recommended:.2f}")
+        + ("none (no unanswerable question in this set)" if recommended is None else f"{recommended:.2f}")
     )
     return 0
 
@@ -296,6 +293,8 @@ def _print_result(result: Result, as_json: bool) -> None:
         return
     for n, answer in enumerate(result.answers, start=1):
         print(f"{n}. {answer.text}  (score {answer.score:.2f})")
+        if answer.span != answer.text:
+            print(f"   answer: {answer.span}")
         for c, citation in enumerate(answer.citations, start=1):
             print(f"   [{c}] {citation_label(citation)}")
             if citation.url:

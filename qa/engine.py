@@ -188,6 +188,8 @@ class Engine:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         filters = self._check_filters(outlets, since, until)
         allowed = self._allowed_passages(filters)
+        if allowed is not None and allowed.size == 0:
+            notices.append("no article matches the outlet and date filters")
 
         previous = self._referred_history(question, history)
         texts = [question] + ([previous] if previous else [])
@@ -367,5 +369,16 @@ class Engine:
         return earlier[-1]
 
     def with_settings(self, **changes: object) -> Engine:
-        """A view of this engine with some query-time settings changed (for evaluation)."""
-        return Engine(self._data, self._embedder, replace(self.settings, **changes), self.notices)
+        """A view of this engine with some query-time settings changed (for evaluation).
+
+        Raises:
+            ValueError: a change would need another index (passage size or stride).
+        """
+        settings = replace(self.settings, **changes)
+        spec = self._data.manifest["spec"]
+        if (settings.sentences_per_passage, settings.passage_stride) != (
+            spec["sentences_per_passage"],
+            spec["passage_stride"],
+        ):
+            raise ValueError("passage size and stride are fixed by the index; open another index")
+        return Engine(self._data, self._embedder, settings, self.notices)

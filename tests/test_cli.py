@@ -41,6 +41,7 @@ def test_ask_json_and_readable(bundled_index: Path) -> None:
     readable = _qa("ask", "Who is the director of Auckland Pride?", "--index", str(bundled_index))
     assert readable.returncode == 0
     assert "[1] 1 NEWS, 9 March 2020" in readable.stdout
+    assert "   answer: Max Tweedie" in readable.stdout
 
 
 def test_batch_mode_answers_every_line_and_reports_bad_ones(tmp_path: Path, bundled_index: Path) -> None:

@@ -57,6 +57,9 @@ def test_filters_restrict_outlet_and_date(engine: Engine) -> None:
     assert all(c.outlet == "Star Observer" for a in result.answers for c in a.citations)
     dated = engine.ask("Did police refuse to escort the couple?", since="2020-03-09", until="2020-03-10")
     assert {p.date for p in dated.passages} == {"2020-03-09"}
+    nothing = engine.ask("Did police refuse to escort the couple?", since="2021-01-01")
+    assert nothing.abstained and nothing.passages == ()
+    assert "no article matches the outlet and date filters" in nothing.notices
 
 
 def test_follow_up_uses_the_conversation(engine: Engine) -> None:
