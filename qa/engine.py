@@ -16,7 +16,7 @@ from qa.dense import search_dense
 from qa.embed import DEFAULT_MODEL, Embedder, model_id
 from qa.errors import IndexStoreError, InputError
 from qa.extract import Candidate, group_same_reports, idf, lexical_coverage, rank_candidates
-from qa.fusion import reciprocal_rank_fusion
+from qa.fusion import reciprocal_rank_fusion, score_blend
 from qa.lexical import date_key
 from qa.mentions import date_matches, named_dates, named_outlets
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
@@ -206,14 +206,19 @@ class Engine:
             weighted_terms += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
 
         depth = self.settings.retrieve_depth
-        rankings = []
+        runs = []
         if self.settings.retrieval in ("hybrid", "dense"):
             hits = search_dense(self._data.dense, query_vector, depth, allowed)
-            rankings.append([pid for pid, _ in hits])
+            runs.append((hits, self.settings.dense_weight))
         if self.settings.retrieval in ("hybrid", "bm25"):
             hits = lexical.search(weighted_terms, depth, filters.outlets, filters.since, filters.until)
-            rankings.append([pid for pid, _ in hits])
-        fused = reciprocal_rank_fusion(rankings, k=self.settings.rrf_k)
+            runs.append((hits, 1.0 - self.settings.dense_weight))
+        if self.settings.fusion == "rrf":
+            fused = reciprocal_rank_fusion(
+                [[pid for pid, _ in hits] for hits, _ in runs], k=self.settings.rrf_k
+            )
+        else:
+            fused = score_blend(runs)
         answers = self._extract(query_vector, question, question_terms, fused, top_k)
         passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
         best = answers[0].score if answers else 0.0
@@ -253,7 +258,11 @@ class Engine:
             text = self._sentence_text(sid)
             article = data.articles[int(data.sentences[sid, 0])]
             typed = 0 if kind is None else (1 if typed_span(question, text) else -1)
-            named = article.outlet in named_outlet_set or any(date_matches(article.date, d) for d in dates)
+            # Share of the named constraints (outlet, date) this article meets.
+            met = [article.outlet in named_outlet_set] if named_outlet_set else []
+            if dates:
+                met.append(any(date_matches(article.date, d) for d in dates))
+            named = sum(met) / len(met) if met else 0.0
             pid, passage_score = sentence_passage[sid]
             candidates.append(
                 Candidate(
@@ -263,7 +272,7 @@ class Engine:
                     lexical=lexical_coverage(question_terms, set(data.lexical.terms(text))),
                     passage=passage_score,
                     typed=typed,
-                    source=int(named),
+                    source=named,
                 )
             )
         scored = rank_candidates(candidates, self.settings.weights)

@@ -21,8 +21,8 @@ class Candidate:
 
     ``typed`` is +1 when the sentence holds a span of the kind the question
     asks for (a name for "who"), -1 when the question asks for a kind the
-    sentence lacks, 0 for open questions. ``source`` is 1 when the sentence's
-    article is from an outlet or date the question names.
+    sentence lacks, 0 for open questions. ``source`` is the share of the
+    outlet and date the question names that the sentence's article matches.
     """
 
     sentence_id: int
@@ -31,7 +31,7 @@ class Candidate:
     lexical: float
     passage: float
     typed: int
-    source: int
+    source: float
 
 
 @dataclass(frozen=True)

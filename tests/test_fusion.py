@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa.extract import idf, lexical_coverage
-from qa.fusion import reciprocal_rank_fusion
+from qa.fusion import reciprocal_rank_fusion, score_blend
 
 
 def test_rrf_scores_are_normalised_sums_of_reciprocal_ranks() -> None:
@@ -32,3 +32,18 @@ def test_idf_and_coverage() -> None:
     # Weights 3 and 1: the sentence holds the weight-3 term -> 3 / 4.
     assert lexical_coverage({"taxi": 3.0, "polic": 1.0}, {"taxi", "uber"}) == 0.75
     assert lexical_coverage({}, {"taxi"}) == 0.0
+
+
+def test_blend_scales_each_run_by_its_best_and_weights_them() -> None:
+    # dense (weight 0.6): 1 -> 0.8/0.8 = 1.0, 2 -> 0.4/0.8 = 0.5
+    # bm25 (weight 0.4):  2 -> 12/12 = 1.0, 3 -> 3/12 = 0.25
+    # id 1: 0.6 * 1.0 = 0.6; id 2: 0.6 * 0.5 + 0.4 * 1.0 = 0.7; id 3: 0.4 * 0.25 = 0.1
+    fused = score_blend([([(1, 0.8), (2, 0.4)], 0.6), ([(2, 12.0), (3, 3.0)], 0.4)])
+    assert [item for item, _ in fused] == [2, 1, 3]
+    assert [round(score, 4) for _, score in fused] == [0.7, 0.6, 0.1]
+
+
+def test_blend_ignores_empty_runs_and_negative_scores() -> None:
+    assert score_blend([([], 0.6), ([(4, 2.0)], 0.4)]) == [(4, pytest.approx(0.4))]
+    assert score_blend([([(5, -0.2), (6, 0.5)], 1.0)]) == [(6, 1.0), (5, 0.0)]
+    assert score_blend([]) == []
