@@ -7,8 +7,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-# Exact inner-product search: with unit vectors this is cosine similarity, and
-# up to a few million passages a flat scan answers in tens of milliseconds.
+# Exact inner-product search: with unit vectors this is cosine similarity. A
+# flat scan answers in about 10 ms at 100k passages and 100 ms at 1M on one core
+# (benchmarks/results/retrieval.json); beyond that an approximate index pays.
 # Change this one string (e.g. "HNSW32,Flat" or "IVF4096,Flat") for larger
 # archives; everything else reads the index through faiss' generic API.
 INDEX_FACTORY = "Flat"
@@ -28,6 +29,14 @@ def save_dense_index(index: faiss.Index, path: Path) -> None:
 
 
 def load_dense_index(path: Path) -> faiss.Index:
+    """Read an index for querying, one question at a time.
+
+    FAISS parallelises a single query's scan over OpenMP threads; on a small
+    machine that costs more than it saves (benchmarks/: 1M passages, 2 cores:
+    248 ms a query with 2 threads, 106 ms with 1). Concurrent questions run on
+    the web app's own threads instead.
+    """
+    faiss.omp_set_num_threads(1)
     return faiss.read_index(str(path))
 
 

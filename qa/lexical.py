@@ -31,7 +31,7 @@ def _analyzer() -> tantivy.TextAnalyzer:
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    builder.add_unsigned_field("passage_id", stored=True, indexed=True, fast=True)
+    builder.add_unsigned_field("passage_id", stored=False, indexed=True, fast=True)
     builder.add_text_field("body", stored=False, tokenizer_name=ANALYZER, index_option="freq")
     builder.add_text_field("outlet", stored=False, tokenizer_name="raw", index_option="basic")
     builder.add_integer_field("date", stored=False, indexed=True, fast=True)
@@ -135,4 +135,6 @@ class LexicalIndex:
                 )
             )
         hits = self._searcher.search(tantivy.Query.boolean_query(clauses), limit=k).hits
-        return [(int(self._searcher.doc(address)["passage_id"][0]), float(score)) for score, address in hits]
+        # passage_id is a fast field: a column read, not a stored-document fetch.
+        ids = self._searcher.fast_field_values("passage_id", [address for _, address in hits])
+        return [(int(pid), float(score)) for pid, (score, _) in zip(ids, hits, strict=True)]

@@ -42,7 +42,7 @@ from qa.segment import make_passages, split_sentences
 
 # Bump when the layout or the meaning of any file changes: older indexes are
 # then rebuilt instead of misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 _FILES = ("articles.jsonl", "sentences.npy", "passages.npy", "sentence_vectors.npy", "passages.faiss")
 
