@@ -104,8 +104,11 @@ def typed_span(question: str, sentence: str) -> tuple[int, int] | None:
     best_span = None
     for match in _PATTERNS[kind].finditer(sentence):
         start, end = match.start(), match.end()
-        words = [w.lower() for w in _WORD.findall(match.group())]
-        new_words = [w for w in words if w not in question_words and w not in _NOT_NAMES]
+        if kind == "name":
+            end = _strip_trailing_punctuation(sentence, start, end)
+        words = [w.lower() for w in _WORD.findall(sentence[start:end])]
+        ignored = _NOT_NAMES if kind == "name" else frozenset()
+        new_words = [w for w in words if w not in question_words and w not in ignored]
         if not new_words or (kind == "name" and len(new_words) < len(words) / 2):
             continue
         distance = min((abs(start - p) for p in shared), default=0)
@@ -114,3 +117,16 @@ def typed_span(question: str, sentence: str) -> tuple[int, int] | None:
         if best_key is None or key > best_key:
             best_key, best_span = key, (start, end)
     return best_span
+
+
+def _strip_trailing_punctuation(sentence: str, start: int, end: int) -> int:
+    """End of a name without a full stop or dash that closes the sentence.
+
+    The name pattern allows "." inside names ("J. Smith"), so "Twitter." at a
+    sentence end keeps its stop; an initial ("J.") keeps it.
+    """
+    while end > start + 1 and sentence[end - 1] in ".-'\u2019":
+        if sentence[end - 1] == "." and (end - 2 == start or not sentence[end - 3].isalnum()):
+            break
+        end -= 1
+    return end
