@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from qa.months import MONTHS
 from qa.records import UNDATED, Citation
-
-# Spelled out here rather than with strftime("%B"), which follows the locale.
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def format_date(iso_date: str) -> str:
@@ -29,7 +14,7 @@ def format_date(iso_date: str) -> str:
         day = dt.date.fromisoformat(iso_date)
     except ValueError:
         return iso_date or UNDATED
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
 def citation_label(citation: Citation, separator: str = ", ") -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 
+from qa.months import MONTH_PATTERN
+
 _WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
@@ -25,7 +26,7 @@ _TIME = re.compile(
     rf"\b(?:(?:about|around|at|after|before|by|until)\s+)?"
     rf"(?:\d{{1,2}}(?:[.:]\d{{2}})?\s?(?:am|pm|a\.m\.|p\.m\.)"
     rf"|(?:(?:early|late)\s+)?(?:{_DAYS})(?:\s+(?:morning|afternoon|evening|night))?"
-    rf"|\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:{_MONTHS})(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?"
+    rf"|\d{{1,2}}\s+(?:{MONTH_PATTERN})(?:\s+\d{{4}})?|(?:{MONTH_PATTERN})(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?"
     rf"|(?:in\s+)?(?:19|20)\d{{2}}|(?:this|last|yesterday)\s+(?:morning|afternoon|evening|night|weekend|year)"
     rf"|yesterday|overnight|today|tonight)\b",
     re.IGNORECASE,
@@ -44,7 +45,7 @@ _NOT_NAMES = frozenset(
     (
         "a an the in on at of for and but or if as so he she it they we i you his her their our "
         "this that these those there then when while after before following during however "
-        "instead meanwhile police mr mrs ms dr " + (_MONTHS + "|" + _DAYS).replace("|", " ")
+        "instead meanwhile police mr mrs ms dr " + (MONTH_PATTERN + "|" + _DAYS).replace("|", " ")
     )
     .lower()
     .split()
