@@ -66,12 +66,13 @@ class Engine:
         self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
         self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
         self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
+        # Per-article values spread to passages by indexing, not a Python loop
+        # over every passage (millions in a large archive, and again per view).
+        owner = data.passages[:, 0]
         self._passage_outlet = np.array(
-            [self._outlet_codes[data.articles[a].outlet] for a in data.passages[:, 0]], dtype=np.int64
-        )
-        self._passage_date = np.array(
-            [date_key(data.articles[a].date) for a in data.passages[:, 0]], dtype=np.int64
-        )
+            [self._outlet_codes[a.outlet] for a in data.articles], dtype=np.int64
+        )[owner]
+        self._passage_date = np.array([date_key(a.date) for a in data.articles], dtype=np.int64)[owner]
         self._num_passages = len(data.passages)
 
     @classmethod
