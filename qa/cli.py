@@ -205,6 +205,8 @@ def _ask(args: argparse.Namespace) -> int:
         result = engine.ask(args.question, history=args.history, **options)
         _print_result(result, args.json)
         return 0
+    # Bad filters would fail every line alike: refuse them once, up front.
+    engine.check_filters(args.outlet, args.since, args.until)
     return _ask_batch(engine, args.questions, args.json, options)
 
 

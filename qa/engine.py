@@ -21,7 +21,7 @@ from qa.lexical import date_key
 from qa.mentions import date_matches, named_dates, named_outlets
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
-from qa.span import answer_kind, answer_span, typed_span
+from qa.span import answer_span, question_shape, typed_span
 from qa.store import IndexData, IndexSpec, build_index, load_index, read_manifest, stale_reasons
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
@@ -187,7 +187,7 @@ class Engine:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
-        filters = self._check_filters(outlets, since, until)
+        filters = self.check_filters(outlets, since, until)
         allowed = self._allowed_passages(filters)
         if allowed is not None and allowed.size == 0:
             notices.append("no article matches the outlet and date filters")
@@ -243,7 +243,7 @@ class Engine:
         top_k: int,
     ) -> list[Answer]:
         data = self._data
-        kind = answer_kind(question)
+        shape = question_shape(question)
         sentence_passage: dict[int, tuple[int, float]] = {}
         for pid, score in fused[: self.settings.answer_passages]:
             first, last = int(data.passages[pid, 3]), int(data.passages[pid, 4])
@@ -258,7 +258,7 @@ class Engine:
         for sid, cosine in zip(ids.tolist(), cosines, strict=True):
             text = self._sentence_text(sid)
             article = data.articles[int(data.sentences[sid, 0])]
-            typed = 0 if kind is None else (1 if typed_span(question, text) else -1)
+            typed = 0 if shape.kind is None else (1 if typed_span(shape, text) else -1)
             # Share of the named constraints (outlet, date) this article meets.
             met = [article.outlet in named_outlet_set] if named_outlet_set else []
             if dates:
@@ -282,7 +282,7 @@ class Engine:
         for group in groups:
             citations = tuple(self._citation(s.sentence_id, s.passage_id) for s in group)
             lead = citations[0]
-            span_start, span_end = answer_span(question, lead.text)
+            span_start, span_end = answer_span(shape, lead.text)
             answers.append(Answer(lead.text, round(group[0].score, 4), citations, span_start, span_end))
         return answers
 
@@ -337,7 +337,11 @@ class Engine:
             f"question was longer than {limit} characters and was cut to its first {len(question)}"
         ]
 
-    def _check_filters(self, outlets: Sequence[str], since: str | None, until: str | None) -> QueryFilters:
+    def check_filters(self, outlets: Sequence[str], since: str | None, until: str | None) -> QueryFilters:
+        """Canonical outlet names and ISO dates; raises InputError naming what is wrong.
+
+        Public so a batch can check its filters once, before its first question.
+        """
         by_lower = {o.lower(): o for o in self.outlets}
         chosen = []
         for name in outlets:

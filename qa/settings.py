@@ -29,7 +29,7 @@ class Weights:
     dense: float = 0.70
     lexical: float = 0.20
     passage: float = 0.10
-    typed: float = 0.04
+    typed: float = 0.06
     source: float = 0.10
 
 
@@ -62,7 +62,7 @@ class Settings:
     top_k: int = 3
     weights: Weights = field(default_factory=Weights)
     # An answer scoring below this is not given; see README "Abstention".
-    abstain_threshold: float = 0.43
+    abstain_threshold: float = 0.42
     # Sentences whose embeddings are this close count as the same report.
     same_report_cosine: float = 0.88
     max_question_chars: int = 500

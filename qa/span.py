@@ -2,15 +2,17 @@
 
 There is no reader model offline, so this is a typed heuristic: the question
 word says what kind of span answers it (a name for "who", a time for "when",
-a number for "how many"), and among the spans of that kind in the sentence
-the one that is not just an echo of the question and sits nearest the words
-the question shares with the sentence wins. When no typed span fits, the whole
+a number for "how many", an age for "how old", a distance for "how far"), and
+among the spans of that kind in the sentence the one that is not just an echo
+of the question and sits nearest the words the question shares with the
+sentence wins. When no typed span fits, the whole
 sentence is the answer: highlighting nothing specific beats a wrong guess.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from qa.months import MONTH_PATTERN
 
@@ -37,6 +39,31 @@ _QUANTITY = re.compile(
     rf"(?:\s+(?!(?:and|or|the|a|to|of|in)\b)[a-z]+){{0,2}}",
     re.IGNORECASE,
 )
+# A number as words or digits, with an optional hedge and a second number
+# ("five or six", "just a few hundred").
+_NUMBER = (
+    rf"(?:(?:about|around|more than|less than|over|under|nearly|almost|just|some)\s+)?"
+    rf"(?:\d[\d,.]*|(?:a\s+)?(?:{_NUMBER_WORDS}))(?:[\s-]+(?:or|to|and)?\s*(?:\d[\d,.]*|{_NUMBER_WORDS}))*"
+)
+# An age: "25-year-old", "aged 25", "25 years old", or the news style "Joe Perrone, 25,".
+_AGE = re.compile(
+    rf"\b{_NUMBER}[\s-]+years?[\s-]+old\b|\baged\s+\d{{1,3}}\b|(?<=,\s)\d{{1,3}}(?=,)|\(\d{{1,3}}\)",
+    re.IGNORECASE,
+)
+_DISTANCE = re.compile(
+    rf"\b{_NUMBER}\s*(?:metres?|meters?|kilometres?|kilometers?|km|miles?|feet|foot|yards?|blocks?|m)\b",
+    re.IGNORECASE,
+)
+_DURATION = re.compile(
+    rf"\b{_NUMBER}\s+(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centuries)\b"
+    rf"|\b(?:since|for)\s+(?:(?:19|20)\d{{2}}|{_NUMBER}\s+\w+)",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(
+    r"[$\u00a3\u20ac\u00a5]\s?\d[\d,.]*(?:\s?(?:million|billion|m|bn|k)\b)?"
+    rf"|\b{_NUMBER}\s?(?:%|per ?cent\b|dollars\b|pounds\b|euros\b|million\b|billion\b|tonnes?\b|kg\b)",
+    re.IGNORECASE,
+)
 # A run of capitalised words, allowing inner "of"/"de"/"van" particles: names
 # of people, places and organisations.
 _NAME = re.compile(r"\b[A-Z][\w\u2019'&.-]*(?:\s+(?:(?:of|de|van|von|der)\s+)?[A-Z][\w\u2019'&.-]*)*")
@@ -54,7 +81,12 @@ _PLACE = re.compile(
     r"\b(?:at|in|on|near|outside|from|down|by)\s+(?:the\s+)?[A-Z][\w\u2019'&.-]*(?:\s+(?:&\s+)?[A-Z][\w\u2019'&.-]*)*"
 )
 
+# First match wins: the specific numeric kinds come before "how many"/"how much".
 _KIND_BY_QUESTION = (
+    (re.compile(r"\bhow old\b|\b(at )?what age\b", re.I), "age"),
+    (re.compile(r"\bhow (far|close|near)\b|\bwhat distance\b", re.I), "distance"),
+    (re.compile(r"\bhow long\b", re.I), "duration"),
+    (re.compile(r"\bhow much\b", re.I), "amount"),
     (
         re.compile(
             r"^\s*(who|whom|whose)\b|\bwhich (man|woman|person|officer|group)\b"
@@ -64,10 +96,33 @@ _KIND_BY_QUESTION = (
         "name",
     ),
     (re.compile(r"^\s*when\b|\bwhat (time|day|date|year|month)\b|\bwhich (day|year)\b", re.I), "time"),
-    (re.compile(r"\bhow (many|much|old|far|long)\b|\bwhat (age|number)\b", re.I), "quantity"),
+    (re.compile(r"\bhow many\b|\bwhat (number|percentage)\b", re.I), "quantity"),
     (re.compile(r"^\s*where\b|\bwhat (street|place|city|shop|restaurant)\b", re.I), "place"),
 )
-_PATTERNS = {"name": _NAME, "time": _TIME, "quantity": _QUANTITY, "place": _PLACE}
+_PATTERNS = {
+    "name": _NAME,
+    "time": _TIME,
+    "age": _AGE,
+    "distance": _DISTANCE,
+    "duration": _DURATION,
+    # "How much": money, a share or a weight; a bare number is too vague to count.
+    "amount": _AMOUNT,
+    "quantity": _QUANTITY,
+    "place": _PLACE,
+}
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    """What a question asks for, worked out once per question, not per candidate sentence."""
+
+    kind: str | None
+    words: frozenset[str]
+
+
+def question_shape(question: str) -> QuestionShape:
+    """The answer kind of ``question`` and its lower-cased words."""
+    return QuestionShape(answer_kind(question), frozenset(w.lower() for w in _WORD.findall(question)))
 
 
 def answer_kind(question: str) -> str | None:
@@ -78,7 +133,7 @@ def answer_kind(question: str) -> str | None:
     return None
 
 
-def answer_span(question: str, sentence: str) -> tuple[int, int]:
+def answer_span(question: str | QuestionShape, sentence: str) -> tuple[int, int]:
     """Offsets (start, end) within ``sentence`` of the part that answers ``question``.
 
     Returns ``(0, len(sentence))`` when no typed span fits.
@@ -86,16 +141,17 @@ def answer_span(question: str, sentence: str) -> tuple[int, int]:
     return typed_span(question, sentence) or (0, len(sentence))
 
 
-def typed_span(question: str, sentence: str) -> tuple[int, int] | None:
+def typed_span(question: str | QuestionShape, sentence: str) -> tuple[int, int] | None:
     """The span of the kind ``question`` asks for, or None if it has none.
 
     A sentence that holds a span of the asked kind ("who" -> a name not in the
-    question) is likelier to answer than one that only echoes the question.
+    question, "how old" -> an age) is likelier to answer than one that only
+    echoes the question.
     """
-    kind = answer_kind(question)
+    shape = question if isinstance(question, QuestionShape) else question_shape(question)
+    kind, question_words = shape.kind, shape.words
     if kind is None:
         return None
-    question_words = {w.lower() for w in _WORD.findall(question)}
     shared = [
         m.start()
         for m in _WORD.finditer(sentence)

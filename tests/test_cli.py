@@ -68,6 +68,18 @@ def test_batch_mode_answers_every_line_and_reports_bad_ones(tmp_path: Path, bund
     assert all(line["latency_ms"] > 0 for line in (lines[0], lines[2]))
 
 
+def test_batch_mode_refuses_bad_filters_once_before_any_line(tmp_path: Path, bundled_index: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    line = json.dumps({"id": "a", "question": "Who is the director of Auckland Pride?"})
+    questions.write_text(f"{line}\n{line}\n", encoding="utf-8")
+    done = _qa(
+        "ask", "--questions", str(questions), "--index", str(bundled_index), "--json", "--since", "March"
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("since must be a date YYYY-MM-DD") == 1
+
+
 def test_empty_question_and_missing_corpus_are_clear_errors(tmp_path: Path, bundled_index: Path) -> None:
     empty = _qa("ask", "  ", "--index", str(bundled_index))
     assert empty.returncode == 1

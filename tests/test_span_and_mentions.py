@@ -16,6 +16,10 @@ from qa.span import answer_kind, answer_span
         ("When did police scrap the training?", "time"),
         ("What time did the fight start?", "time"),
         ("How many people marched?", "quantity"),
+        ("How old is Joe Perrone?", "age"),
+        ("How close is his home to the takeaway?", "distance"),
+        ("How long had they been together?", "duration"),
+        ("How much did the parade cost?", "amount"),
         ("Where did the attack happen?", "place"),
         ("What did police offer the couple?", None),
     ],
@@ -45,6 +49,15 @@ def test_answer_kind(question: str, kind: str | None) -> None:
         ("When did it happen?", "It happened early on Sunday.", "Sunday"),
         ("Who posted about it?", "Mr Perrone later wrote about it on Twitter.", "Twitter"),
         ("Who signed it?", "It was signed by J. Smith.", "J. Smith"),
+        ("How old is Joe Perrone?", "Joe Perrone, 25, and his partner had been out.", "25"),
+        ("How old is the officer?", "The 31-year-old officer declined.", "31-year-old"),
+        (
+            "How close is the partner's home?",
+            "His partner lives just a few hundred metres away, he said on Sunday.",
+            "just a few hundred metres",
+        ),
+        ("How long were they together?", "The pair had been together for three years.", "for three years"),
+        ("How much did it cost?", "The festival cost $4.5 million, 20 per cent more.", "$4.5 million"),
     ],
 )
 def test_typed_questions_highlight_the_span_of_their_kind(question: str, sentence: str, span: str) -> None:
@@ -58,6 +71,14 @@ def test_open_questions_and_echoes_highlight_the_whole_sentence() -> None:
     # The only name is one the question already has: nothing new to point at.
     echo = "Max Tweedie spoke."
     assert answer_span("Who is Max Tweedie?", echo) == (0, len(echo))
+
+
+def test_a_number_of_another_kind_is_not_an_answer() -> None:
+    # A distance does not answer "how old", nor an age "how far": no span, no typed credit.
+    distance = "His partner lives a few hundred metres away."
+    assert answer_span("How old is his partner?", distance) == (0, len(distance))
+    age = "Joe Perrone, 25, and his partner were attacked."
+    assert answer_span("How far away does his partner live?", age) == (0, len(age))
 
 
 def test_named_outlets_match_whole_phrases_case_insensitively() -> None:
