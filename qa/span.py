@@ -5,8 +5,8 @@ word says what kind of span answers it (a name for "who", a time for "when",
 a number for "how many", an age for "how old", a distance for "how far"), and
 among the spans of that kind in the sentence the one that is not just an echo
 of the question and sits nearest the words the question shares with the
-sentence wins. When no typed span fits, the whole
-sentence is the answer: highlighting nothing specific beats a wrong guess.
+sentence wins. When no typed span fits, the whole sentence is the answer:
+highlighting nothing specific beats a wrong guess.
 """
 
 from __future__ import annotations
