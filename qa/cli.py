@@ -25,6 +25,8 @@ _ASK_EXAMPLES = """examples:
 """
 
 
+_DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
+
 _EVAL_EXAMPLES = """examples:
   qa eval data/eval/questions.jsonl --report eval-report/
   qa eval data/eval/questions.jsonl --json > metrics.json
@@ -107,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help="evaluate on a SQuAD JSON file instead; its contexts are indexed in a temporary folder",
     )
+    evaluate.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --squad: ask only the questions of articles in fold K (the fold a "
+        "`qa train-reader --holdout K` reader never saw)",
+    )
+    evaluate.add_argument("--folds", type=int, default=2, help="folds for --fold (default 2)")
     evaluate.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots here")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
@@ -120,6 +131,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_location_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+
+    train = sub.add_parser(
+        "train-reader",
+        help="train the reader (the cross-encoder that picks the answering sentence)",
+        description="Fine-tune the reader from the packaged MiniLM on XQuAD-en and the team's "
+        "training data (data/train/README.md), seeded, on the CPU. The defaults reproduce the "
+        "shipped weights in qa/models/reader; --holdout trains a cross-validation model that "
+        "never sees one fold of XQuAD articles (see docs/evaluation.md).",
+        epilog="examples:\n  qa train-reader\n"
+        "  qa train-reader --holdout 0 --out /tmp/reader-fold0\n"
+        "  qa eval --squad ../shared/benchmarks/xquad-en/xquad.en.json --fold 0 --reader /tmp/reader-fold0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--train-data", type=Path, default=Path("data/train"), help="team data folder")
+    train.add_argument(
+        "--xquad", type=Path, default=_DEFAULT_XQUAD, help=f"XQuAD-en JSON (default {_DEFAULT_XQUAD})"
+    )
+    train.add_argument("--out", type=Path, default=None, help="output folder (default qa/models/reader)")
+    train.add_argument("--layers", type=int, default=4, help="transformer layers kept (default 4 of 6)")
+    train.add_argument("--epochs", type=int, default=2, help="passes over the data (default 2)")
+    train.add_argument(
+        "--context-chars",
+        type=int,
+        default=0,
+        help="characters of the sentence before each candidate the reader sees (default 0: none)",
+    )
+    train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    train.add_argument("--holdout", type=int, default=None, metavar="K", help="leave XQuAD fold K out")
+    train.add_argument("--folds", type=int, default=2, help="XQuAD folds for --holdout (default 2)")
     return parser
 
 
@@ -145,6 +185,14 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         help="sentence-transformers model name or path (default: the index's model, "
         "or the packaged all-MiniLM-L6-v2)",
     )
+    parser.add_argument(
+        "-r",
+        "--reader",
+        default=None,
+        metavar="PATH_OR_NAME",
+        help="sentence-transformers CrossEncoder that reads the candidates (default: the shipped "
+        "newsqa reader; 'none' ranks by retrieval evidence alone)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,9 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ask(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "train-reader":
+            return _train_reader(args)
         from qa.webapp import serve
 
-        return serve(args.corpus, args.index, args.model, args.host, args.port)
+        return serve(args.corpus, args.index, args.model, args.host, args.port, args.reader)
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 1
@@ -171,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _open(args: argparse.Namespace, rebuild: bool = False) -> Engine:
     from qa.engine import Engine
 
-    return Engine.open(args.corpus, args.index, model=args.model, rebuild=rebuild)
+    return Engine.open(args.corpus, args.index, model=args.model, rebuild=rebuild, reader=args.reader)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -253,7 +303,8 @@ def _eval(args: argparse.Namespace) -> int:
     if (args.questions is None) == (args.squad is None):
         raise InputError("give either a QUESTIONS.jsonl file or --squad FILE.json (one of them)")
     if args.squad is not None:
-        evaluation = evaluate_squad(args.squad, model=args.model)
+        fold = None if args.fold is None else (args.fold, args.folds)
+        evaluation = evaluate_squad(args.squad, model=args.model, reader=args.reader, fold=fold)
     else:
         questions = load_questions(args.questions)
         evaluation = evaluate(_open(args), questions, args.questions.name)
@@ -275,6 +326,29 @@ def _eval(args: argparse.Namespace) -> int:
     print(
         f"abstention threshold {evaluation.abstain_threshold:.2f}; sweep recommends "
         + ("none (no unanswerable question in this set)" if recommended is None else f"{recommended:.2f}")
+    )
+    return 0
+
+
+def _train_reader(args: argparse.Namespace) -> int:
+    from qa.reader import default_reader_dir
+    from qa.train_reader import TrainConfig, train_reader
+
+    if args.holdout is not None and not 0 <= args.holdout < args.folds:
+        raise InputError(f"--holdout must be between 0 and {args.folds - 1}, got {args.holdout}")
+    config = TrainConfig(
+        layers=args.layers,
+        epochs=args.epochs,
+        seed=args.seed,
+        holdout=args.holdout,
+        folds=args.folds,
+        context_chars=args.context_chars,
+    )
+    out = args.out or default_reader_dir()
+    meta = train_reader(args.train_data, args.xquad, out, config)
+    print(
+        f"reader written to {out}: {meta['bytes'] / 1e6:.1f} MB, sha256 {meta['sha256'][:12]}…, "
+        f"{meta['training_examples']['total']} questions, {meta['train_seconds']:.0f} s"
     )
     return 0
 

@@ -40,6 +40,18 @@ def resolve_model_location(name_or_path: str) -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "model")
 
 
+def quiet_transformers() -> None:
+    """Keep per-load reports and "Loading weights" bars off the user's terminal.
+
+    They appeared on every ``qa ask``; progress bars stay for long work
+    (indexing, evaluation), which draws its own.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 class Embedder:
     """Encodes text with one model; the model is loaded on first use."""
 
@@ -79,6 +91,7 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         location = resolve_model_location(self.model_id)
+        quiet_transformers()
         from sentence_transformers import SentenceTransformer
 
         try:

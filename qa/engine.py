@@ -5,23 +5,25 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
 from qa.corpus import load_corpus, parse_date
 from qa.dense import search_dense
 from qa.embed import DEFAULT_MODEL, Embedder, model_id
-from qa.errors import IndexStoreError, InputError
-from qa.extract import Candidate, group_same_reports, idf, lexical_coverage, rank_candidates
+from qa.entities import sentence_entities
+from qa.errors import IndexStoreError, InputError, ModelError
+from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
 from qa.fusion import reciprocal_rank_fusion, score_blend
 from qa.lexical import date_key
-from qa.mentions import date_matches, named_dates, named_outlets
+from qa.reader import DEFAULT_READER, Reader, reader_candidate, reader_identity, reader_question, rerank
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
-from qa.span import answer_span, question_shape, typed_span
+from qa.span import answer_span, question_shape
 from qa.store import IndexData, IndexSpec, build_index, load_index, read_manifest, stale_reasons
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
@@ -57,10 +59,16 @@ class Engine:
     """
 
     def __init__(
-        self, data: IndexData, embedder: Embedder, settings: Settings, notices: Sequence[str]
+        self,
+        data: IndexData,
+        embedder: Embedder,
+        settings: Settings,
+        notices: Sequence[str],
+        reader: Reader | None = None,
     ) -> None:
         self._data = data
         self._embedder = embedder
+        self._reader = reader
         self.settings = settings
         self.notices: tuple[str, ...] = tuple(notices)
         self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
@@ -84,6 +92,7 @@ class Engine:
         settings: Settings | None = None,
         rebuild: bool = False,
         progress: bool = True,
+        reader: str | None = None,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
@@ -98,6 +107,10 @@ class Engine:
                 model the index was built with (the packaged MiniLM for a new one).
             settings: engine settings; ``None`` for the defaults.
             rebuild: build even if the index is current.
+            reader: CrossEncoder name or path; ``None`` for the shipped reader,
+                ``"none"`` to rank by the evidence alone. A named reader that
+                cannot load raises ModelError; the shipped one, if missing or
+                corrupt, is skipped with a notice so the engine still answers.
             progress: show progress bars while building, and print each
                 notice to stderr as it happens.
         """
@@ -136,13 +149,15 @@ class Engine:
             except IndexStoreError as exc:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
-            build_index(index_dir, corpus.articles, spec, embedder, progress=progress)
+            build_index(
+                index_dir, corpus.articles, spec, embedder, progress=progress, reader=reader_identity(reader)
+            )
             data = load_index(index_dir)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        return cls(data, embedder, settings, notices)
+        return cls(data, embedder, settings, notices, _open_reader(reader, note))
 
     @property
     def articles(self) -> tuple[Article, ...]:
@@ -220,10 +235,11 @@ class Engine:
             )
         else:
             fused = score_blend(runs)
-        answers = self._extract(query_vector, question, question_terms, fused, top_k)
+        shaped = Question(question, query_vector, question_terms, question_shape(question))
+        answers = self._extract(shaped, previous, fused, top_k)
         passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
-        best = answers[0].score if answers else 0.0
-        kept = tuple(a for a in answers if a.score >= self.settings.abstain_threshold)
+        best = max((a.confidence for a in answers), default=0.0)
+        kept = tuple(a for a in answers if a.confidence >= self.threshold)
         return Result(
             question=question,
             answers=kept,
@@ -236,59 +252,50 @@ class Engine:
 
     def _extract(
         self,
-        query_vector: np.ndarray,
-        question: str,
-        question_terms: dict[str, float],
+        question: Question,
+        previous: str | None,
         fused: list[tuple[int, float]],
         top_k: int,
     ) -> list[Answer]:
         data = self._data
-        shape = question_shape(question)
-        sentence_passage: dict[int, tuple[int, float]] = {}
-        for pid, score in fused[: self.settings.answer_passages]:
-            first, last = int(data.passages[pid, 3]), int(data.passages[pid, 4])
-            for sid in range(first, last):
-                if sid not in sentence_passage or sentence_passage[sid][1] < score:
-                    sentence_passage[sid] = (pid, score)
-        named_outlet_set = set(named_outlets(question, self.outlets))
-        dates = named_dates(question)
-        ids = np.fromiter(sentence_passage, dtype=np.int64, count=len(sentence_passage))
-        cosines = (np.asarray(data.sentence_vectors[ids], dtype=np.float32) @ query_vector).tolist()
-        candidates = []
-        for sid, cosine in zip(ids.tolist(), cosines, strict=True):
-            text = self._sentence_text(sid)
-            article = data.articles[int(data.sentences[sid, 0])]
-            typed = 0 if shape.kind is None else (1 if typed_span(shape, text) else -1)
-            # Share of the named constraints (outlet, date) this article meets.
-            met = [article.outlet in named_outlet_set] if named_outlet_set else []
-            if dates:
-                met.append(any(date_matches(article.date, d) for d in dates))
-            named = sum(met) / len(met) if met else 0.0
-            pid, passage_score = sentence_passage[sid]
-            candidates.append(
-                Candidate(
-                    sentence_id=sid,
-                    passage_id=pid,
-                    dense=cosine,
-                    lexical=lexical_coverage(question_terms, set(data.lexical.terms(text))),
-                    passage=passage_score,
-                    typed=typed,
-                    source=named,
-                )
-            )
+        candidates = gather_candidates(data, question, fused, self.settings.answer_passages, self.outlets)
         scored = rank_candidates(candidates, self.settings.weights)
+        if self.reads:
+            scored = self._read(scored[: self.settings.reader_candidates], question.text, previous)
         groups = group_same_reports(scored, data.sentence_vectors, self.settings.same_report_cosine, top_k)
         answers = []
         for group in groups:
             citations = tuple(self._citation(s.sentence_id, s.passage_id) for s in group)
             lead = citations[0]
-            span_start, span_end = answer_span(shape, lead.text)
-            answers.append(Answer(lead.text, round(group[0].score, 4), citations, span_start, span_end))
+            entities = sentence_entities(data.entities, group[0].sentence_id)
+            span_start, span_end = answer_span(question.shape, lead.text, entities)
+            answers.append(
+                Answer(
+                    lead.text,
+                    round(group[0].score, 4),
+                    citations,
+                    span_start,
+                    span_end,
+                    round(group[0].confidence, 4),
+                )
+            )
         return answers
 
-    def _sentence_text(self, sid: int) -> str:
-        a_idx, start, end = (int(v) for v in self._data.sentences[sid])
-        return self._data.articles[a_idx].body[start:end]
+    def _read(
+        self, scored: list[ScoredSentence], question: str, previous: str | None
+    ) -> list[ScoredSentence]:
+        """Re-rank the best candidates by the reader blended with their evidence."""
+        assert self._reader is not None
+        texts = [
+            reader_candidate(
+                sentence_text(self._data, s.sentence_id),
+                sentence_before(self._data, s.sentence_id),
+                self._reader.context_chars,
+            )
+            for s in scored
+        ]
+        logits = self._reader.logits(reader_question(question, previous), texts)
+        return rerank(scored, logits, self.settings.reader_weight)
 
     def _citation(self, sid: int, pid: int) -> Citation:
         a_idx, start, end = (int(v) for v in self._data.sentences[sid])
@@ -395,4 +402,39 @@ class Engine:
             spec["passage_stride"],
         ):
             raise ValueError("passage size and stride are fixed by the index; open another index")
-        return Engine(self._data, self._embedder, settings, self.notices)
+        return Engine(self._data, self._embedder, settings, self.notices, self._reader)
+
+    def with_reader(self, reader: Reader | None) -> Engine:
+        """A view of this engine answering with another reader (None: evidence alone)."""
+        return Engine(self._data, self._embedder, self.settings, self.notices, reader)
+
+    @property
+    def reader(self) -> Reader | None:
+        """The reader in use, or None when answers are ranked by evidence alone."""
+        return self._reader
+
+    @property
+    def reads(self) -> bool:
+        """Whether the reader reads the best candidates (a reader loaded, and candidates to read)."""
+        return self._reader is not None and self.settings.reader_candidates > 0
+
+    @property
+    def threshold(self) -> float:
+        """The abstention threshold for this engine's kind of score."""
+        s = self.settings
+        return s.abstain_threshold if self.reads else s.evidence_abstain_threshold
+
+
+def _open_reader(name: str | None, note: Callable[[str], None]) -> Reader | None:
+    """Load the reader now, so a bad file is reported at start, not on the first question."""
+    if name is not None and name.lower() == "none":
+        return None
+    reader = Reader(name)
+    try:
+        reader.model  # noqa: B018 - loads and checks the weights
+    except ModelError as exc:
+        if reader.reader_id != DEFAULT_READER:
+            raise
+        note(f"{exc}; answers are ranked without the reader")
+        return None
+    return reader

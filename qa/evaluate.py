@@ -1,8 +1,9 @@
 """Offline evaluation: run an engine over a question file and measure it.
 
-Each retrieval mode (hybrid, BM25 only, dense only) is a view of the same
-loaded index, so the ablations cost one pass over the questions each and no
-re-embedding.
+Each mode is a view of the same loaded index and reader: retrieval
+ablations (hybrid, BM25 only, dense only) and ranking ablations (evidence
+alone, "no-reader"; the reader alone, "reader-only"), so each costs one pass
+over the questions and no re-embedding.
 """
 
 from __future__ import annotations
@@ -33,9 +34,19 @@ if TYPE_CHECKING:
     from qa.engine import Engine
     from qa.records import Article, Citation, Result
 
-Mode = Literal["hybrid", "bm25", "dense"]
+Mode = Literal["hybrid", "bm25", "dense", "no-reader", "reader-only"]
 # The default first: the report's per-question table and sweep are for it.
-MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
+MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense", "no-reader", "reader-only")
+# Each mode is a view of one engine: a retrieval ablation, or (with hybrid
+# retrieval) a ranking ablation of the reader: evidence alone, reader alone.
+_MODE_SETTINGS: dict[str, dict[str, object]] = {
+    "hybrid": {"retrieval": "hybrid"},
+    "bm25": {"retrieval": "bm25"},
+    "dense": {"retrieval": "dense"},
+    "no-reader": {"retrieval": "hybrid", "reader_candidates": 0},
+    "reader-only": {"retrieval": "hybrid", "reader_weight": 1.0},
+}
+_READER_MODES = ("no-reader", "reader-only")
 # Most problems listed when a question file is rejected; the rest are counted.
 _MAX_PROBLEMS = 20
 
@@ -55,7 +66,7 @@ class EvalQuestion:
 
 @dataclass(frozen=True)
 class Run:
-    """One retrieval mode over every question."""
+    """One retrieval or ranking mode over every question."""
 
     mode: Mode
     outcomes: tuple[QuestionOutcome, ...]
@@ -71,6 +82,7 @@ class Evaluation:
     name: str
     abstain_threshold: float
     runs: tuple[Run, ...]
+    reader: dict[str, str] | None = None  # id and sha256 of the reader, None without one
 
 
 def _string_list(item: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -204,6 +216,7 @@ def score_result(
         span_exact_match=best_over_golds(exact_match, span, golds),
         span_f1=best_over_golds(token_f1, span, golds),
         contains_gold=contains_answer(text, golds),
+        contains_gold_at_3=any(contains_answer(a.text, golds) for a in result.answers[:3]),
         citation_ok=top is not None and citation_correct(top.citations, question.sources, articles),
         latency_ms=result.latency_ms,
     )
@@ -222,7 +235,8 @@ def evaluate(
         engine: an open engine; its settings (other than retrieval mode) are evaluated.
         questions: from :func:`load_questions` or a SQuAD file.
         name: what was evaluated, for the report (e.g. the file name).
-        modes: retrieval modes, the default first.
+        modes: retrieval and ranking modes, the default first; the ranking
+            ablations ("no-reader", "reader-only") are skipped without a reader.
         progress: show a progress bar on stderr.
 
     Raises:
@@ -237,7 +251,9 @@ def evaluate(
             f"{len(unknown)} gold source(s) not in this corpus: {', '.join(unknown[:10])}; "
             "check the 'sources' of the question file against the corpus file names"
         )
-    threshold = engine.settings.abstain_threshold
+    threshold = engine.threshold
+    if engine.reader is None:
+        modes = [m for m in modes if m not in _READER_MODES]
     # The first query pays one-off costs (thread pools, lazy caches); keep it
     # out of the latency figures.
     engine.ask(questions[0].question)
@@ -246,17 +262,25 @@ def evaluate(
     with tqdm(total=total, desc="evaluating", unit="q", file=sys.stderr, disable=not progress) as bar:
         for mode in modes:
             view = engine.with_settings(
-                retrieval=mode, passages_shown=MAX_RANK, abstain_threshold=float("-inf")
+                **_MODE_SETTINGS[mode],
+                passages_shown=MAX_RANK,
+                abstain_threshold=float("-inf"),
+                evidence_abstain_threshold=float("-inf"),
             )
+            # Each kind of score keeps its own threshold (see Settings).
+            mode_threshold = engine.with_settings(**_MODE_SETTINGS[mode]).threshold
             bar.set_postfix_str(mode)
             outcomes = []
             for question in questions:
                 result = view.ask(question.question, history=question.history)
-                outcomes.append(score_result(question, result, articles, threshold))
+                outcomes.append(score_result(question, result, articles, mode_threshold))
                 bar.update()
             sweep = abstention_sweep([o.best_score for o in outcomes], [o.answerable for o in outcomes])
             runs.append(Run(mode, tuple(outcomes), summarize(outcomes), sweep, recommended_threshold(sweep)))
-    return Evaluation(name=name, abstain_threshold=threshold, runs=tuple(runs))
+    reader = None
+    if engine.reader is not None:
+        reader = {"id": engine.reader.reader_id, "sha256": engine.reader.sha256}
+    return Evaluation(name=name, abstain_threshold=threshold, runs=tuple(runs), reader=reader)
 
 
 def _round(value: float | None) -> float | None:
@@ -278,6 +302,7 @@ def summary_json(summary: Summary) -> dict[str, float | None]:
             "span_exact_match": summary.span_exact_match,
             "span_f1": summary.span_f1,
             "contains_gold": summary.contains_gold,
+            "contains_gold@3": summary.contains_gold_at_3,
             "citation_accuracy": summary.citation_accuracy,
             "abstention_recall": summary.abstention_recall,
             "false_abstention_rate": summary.false_abstention_rate,
@@ -293,6 +318,7 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
     default = evaluation.runs[0]
     return {
         "name": evaluation.name,
+        "reader": evaluation.reader,
         "questions": default.summary.questions,
         "answerable": default.summary.answerable,
         "unanswerable": default.summary.unanswerable,

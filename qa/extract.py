@@ -36,10 +36,16 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ScoredSentence:
-    """A candidate with its combined score in [0, 1]."""
+    """A candidate with its ranking score and the confidence abstention reads, both in [0, 1].
+
+    Ranked by evidence alone the two are the same number; after the reader
+    (qa.reader.rerank) the score blends reader and evidence and the
+    confidence is the reader's probability that the sentence answers.
+    """
 
     candidate: Candidate
     score: float
+    confidence: float
 
     @property
     def sentence_id(self) -> int:
@@ -77,7 +83,8 @@ def combine(candidate: Candidate, weights: Weights) -> float:
 
 def rank_candidates(candidates: Sequence[Candidate], weights: Weights) -> list[ScoredSentence]:
     """Score candidates and sort them best first (ties keep input order)."""
-    scored = [ScoredSentence(c, combine(c, weights)) for c in candidates]
+    scores = [combine(c, weights) for c in candidates]
+    scored = [ScoredSentence(c, score, score) for c, score in zip(candidates, scores, strict=True)]
     scored.sort(key=lambda s: -s.score)
     return scored
 

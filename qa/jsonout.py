@@ -21,9 +21,15 @@ def citation_json(citation: Citation) -> dict[str, Any]:
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
+    """An answer; ``span`` offsets are into the lead citation's article body, like ``start``/``end``."""
+    lead = answer.citations[0] if answer.citations else None
+    base = lead.start if lead else 0
+    end = len(answer.text) if answer.span_end < 0 else answer.span_end
     return {
         "text": answer.text,
+        "span": {"start": base + answer.span_start, "end": base + end, "text": answer.span},
         "score": answer.score,
+        "confidence": answer.confidence,
         "citations": [citation_json(c) for c in answer.citations],
     }
 

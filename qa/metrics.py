@@ -53,6 +53,8 @@ class QuestionOutcome:
     contains_gold: bool
     citation_ok: bool
     latency_ms: float
+    # Whether any of the first three answers contains a gold answer.
+    contains_gold_at_3: bool = False
 
     @property
     def passed(self) -> bool:
@@ -94,6 +96,7 @@ class Summary:
     span_exact_match: float
     span_f1: float
     contains_gold: float
+    contains_gold_at_3: float
     citation_accuracy: float
     abstention_recall: float | None
     false_abstention_rate: float | None
@@ -254,6 +257,7 @@ def summarize(outcomes: Sequence[QuestionOutcome]) -> Summary:
         span_exact_match=_mean([o.span_exact_match for o in answerable]),
         span_f1=_mean([o.span_f1 for o in answerable]),
         contains_gold=_mean([o.contains_gold for o in answerable]),
+        contains_gold_at_3=_mean([o.contains_gold_at_3 for o in answerable]),
         citation_accuracy=_mean([o.citation_ok for o in answerable]),
         abstention_recall=_rate(sum(o.abstained for o in unanswerable), len(unanswerable)),
         false_abstention_rate=_rate(sum(o.abstained for o in answerable), len(answerable)),

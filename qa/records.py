@@ -74,7 +74,9 @@ class Answer:
 
     ``text`` is the answering sentence; ``span_start``/``span_end`` locate the
     shortest part of it that carries the answer (offsets within ``text``), so
-    the UI can highlight it.
+    the UI can highlight it. ``score`` ranks answers; ``confidence`` (the
+    reader's probability that the sentence answers, or the score itself when
+    no reader ran) decides whether it is shown at all.
     """
 
     text: str
@@ -82,6 +84,7 @@ class Answer:
     citations: tuple[Citation, ...]
     span_start: int = 0
     span_end: int = -1
+    confidence: float = 0.0
 
     @property
     def span(self) -> str:

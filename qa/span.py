@@ -12,9 +12,16 @@ highlighting nothing specific beats a wrong guess.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.entities import LABELS_FOR_KIND
 from qa.months import MONTH_PATTERN
+
+# A named entity of a sentence: (start, end, OntoNotes label), offsets within the sentence.
+Entity = tuple[int, int, str]
+# Kinds whose capitalised-word patterns are too loose to use beside a tagger's entities.
+_ENTITY_ONLY = frozenset({"name", "place"})
 
 _WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
 
@@ -90,14 +97,22 @@ _KIND_BY_QUESTION = (
     (
         re.compile(
             r"^\s*(who|whom|whose)\b|\bwhich (man|woman|person|officer|group)\b"
-            r"|\bwhat (is|was|were|are) the names? of\b|\bwhat (is|was) (he|she|it|they) called\b",
+            r"|\bwhat (is|was|were|are) the names? of\b|\bwhat (is|was) (he|she|it|they) called\b"
+            r"|\b(which|what) (company|organi[sz]ation|firm|team|party|newspaper|university|club|band)\b",
             re.I,
         ),
         "name",
     ),
     (re.compile(r"^\s*when\b|\bwhat (time|day|date|year|month)\b|\bwhich (day|year)\b", re.I), "time"),
     (re.compile(r"\bhow many\b|\bwhat (number|percentage)\b", re.I), "quantity"),
-    (re.compile(r"^\s*where\b|\bwhat (street|place|city|shop|restaurant)\b", re.I), "place"),
+    (
+        re.compile(
+            r"^\s*where\b|\bwhat (street|place|city|shop|restaurant)\b"
+            r"|\b(which|what) (country|city|town|state|region|county|river|suburb|village|island)\b",
+            re.I,
+        ),
+        "place",
+    ),
 )
 _PATTERNS = {
     "name": _NAME,
@@ -133,20 +148,27 @@ def answer_kind(question: str) -> str | None:
     return None
 
 
-def answer_span(question: str | QuestionShape, sentence: str) -> tuple[int, int]:
+def answer_span(
+    question: str | QuestionShape, sentence: str, entities: Sequence[Entity] = ()
+) -> tuple[int, int]:
     """Offsets (start, end) within ``sentence`` of the part that answers ``question``.
 
     Returns ``(0, len(sentence))`` when no typed span fits.
     """
-    return typed_span(question, sentence) or (0, len(sentence))
+    return typed_span(question, sentence, entities) or (0, len(sentence))
 
 
-def typed_span(question: str | QuestionShape, sentence: str) -> tuple[int, int] | None:
+def typed_span(
+    question: str | QuestionShape, sentence: str, entities: Sequence[Entity] = ()
+) -> tuple[int, int] | None:
     """The span of the kind ``question`` asks for, or None if it has none.
 
     A sentence that holds a span of the asked kind ("who" -> a name not in the
     question, "how old" -> an age) is likelier to answer than one that only
-    echoes the question.
+    echoes the question. ``entities`` are the sentence's named entities
+    (start, end, label) from the index: an entity of a fitting type is
+    preferred to a pattern match, and for names and places, where patterns
+    cannot tell a person from a broadcaster, only entities count when given.
     """
     shape = question if isinstance(question, QuestionShape) else question_shape(question)
     kind, question_words = shape.kind, shape.words
@@ -157,10 +179,13 @@ def typed_span(question: str | QuestionShape, sentence: str) -> tuple[int, int] 
         for m in _WORD.finditer(sentence)
         if m.group().lower() in question_words and len(m.group()) > 3
     ]
-    best_key: tuple[float, int] | None = None
+    labels = LABELS_FOR_KIND.get(kind, frozenset())
+    spans = [(1, start, end) for start, end, label in entities if label in labels]
+    if not (spans and kind in _ENTITY_ONLY):
+        spans += [(0, m.start(), m.end()) for m in _PATTERNS[kind].finditer(sentence)]
+    best_key: tuple[int, float, int] | None = None
     best_span = None
-    for match in _PATTERNS[kind].finditer(sentence):
-        start, end = match.start(), match.end()
+    for from_entity, start, end in spans:
         if kind == "name":
             end = _strip_trailing_punctuation(sentence, start, end)
         words = [w.lower() for w in _WORD.findall(sentence[start:end])]
@@ -169,8 +194,8 @@ def typed_span(question: str | QuestionShape, sentence: str) -> tuple[int, int] 
         if not new_words or (kind == "name" and len(new_words) < len(words) / 2):
             continue
         distance = min((abs(start - p) for p in shared), default=0)
-        # Prefer spans made of words the question lacks, then the nearest.
-        key = (len(new_words) / len(words), -distance)
+        # Prefer spans made of words the question lacks, then entities, then the nearest.
+        key = (len(new_words) / len(words), from_entity, -distance)
         if best_key is None or key > best_key:
             best_key, best_span = key, (start, end)
     return best_span

@@ -112,15 +112,39 @@ def write_corpus(squad: SquadSet, folder: Path) -> None:
             writer.writerow([f"{paragraph.doc_id}.txt", squad.name, "", paragraph.title, ""])
 
 
+def fold_questions(squad: SquadSet, fold: int, folds: int) -> tuple[EvalQuestion, ...]:
+    """The answerable questions about articles in fold ``fold``: titles in file order, modulo ``folds``.
+
+    The same split as ``qa train-reader --holdout`` (qa.readerdata.fold_of),
+    so a held-out reader is scored only on paragraphs it never trained on.
+    """
+    titles = list(dict.fromkeys(p.title for p in squad.paragraphs))
+    title_of = {p.doc_id: p.title for p in squad.paragraphs}
+    return tuple(
+        q for q in squad.questions if q.sources and titles.index(title_of[q.sources[0]]) % folds == fold
+    )
+
+
 def evaluate_squad(
-    path: Path, model: str | None = None, modes: tuple[Mode, ...] = MODES, progress: bool = True
+    path: Path,
+    model: str | None = None,
+    modes: tuple[Mode, ...] = MODES,
+    progress: bool = True,
+    reader: str | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> Evaluation:
-    """Index a SQuAD file's contexts in a temporary folder and evaluate on its questions."""
+    """Index a SQuAD file's contexts in a temporary folder and evaluate on its questions.
+
+    ``fold`` (k, n) keeps only the questions of fold k of n; every context
+    stays in the index, so retrieval is as hard as without it.
+    """
     from qa.engine import Engine
 
     squad = load_squad(path)
+    questions = squad.questions if fold is None else fold_questions(squad, *fold)
+    name = squad.name if fold is None else f"{squad.name} fold {fold[0]}/{fold[1]}"
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
         corpus = Path(tmp) / "corpus"
         write_corpus(squad, corpus)
-        engine = Engine.open(corpus, Path(tmp) / "index", model=model, progress=progress)
-        return evaluate(engine, squad.questions, squad.name, modes=modes, progress=progress)
+        engine = Engine.open(corpus, Path(tmp) / "index", model=model, progress=progress, reader=reader)
+        return evaluate(engine, questions, name, modes=modes, progress=progress)

@@ -8,6 +8,8 @@ Layout of an index folder::
     sentences.npy          int64 rows (article, start, end)
     passages.npy           int64 rows (article, start, end, first_sentence, last_sentence)
     sentence_vectors.npy   float32 unit vectors, one per sentence
+    entities.npy           int64 rows (sentence, start, end, label) of named
+                           entities, offsets within the sentence (qa.entities)
     passages.faiss         FAISS index of passage vectors (id = row)
     bm25/                  tantivy index of passage text, outlet and date
 
@@ -35,6 +37,7 @@ from tqdm import tqdm
 
 from qa.dense import INDEX_FACTORY, build_dense_index, load_dense_index, save_dense_index
 from qa.embed import Embedder
+from qa.entities import EntityTagger
 from qa.errors import IndexStoreError
 from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
 from qa.records import Article
@@ -42,9 +45,16 @@ from qa.segment import make_passages, split_sentences
 
 # Bump when the layout or the meaning of any file changes: older indexes are
 # then rebuilt instead of misread.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
-_FILES = ("articles.jsonl", "sentences.npy", "passages.npy", "sentence_vectors.npy", "passages.faiss")
+_FILES = (
+    "articles.jsonl",
+    "sentences.npy",
+    "passages.npy",
+    "sentence_vectors.npy",
+    "entities.npy",
+    "passages.faiss",
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class IndexData:
     sentence_vectors: np.ndarray
     dense: faiss.Index
     lexical: LexicalIndex
+    entities: np.ndarray
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
@@ -117,6 +128,7 @@ def load_index(index_dir: Path) -> IndexData:
         vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
         dense = load_dense_index(index_dir / "passages.faiss")
         lexical = LexicalIndex(index_dir / "bm25")
+        entities = np.load(index_dir / "entities.npy", allow_pickle=False)
         found = {
             "articles": len(articles),
             "sentences": len(sentences),
@@ -138,11 +150,17 @@ def load_index(index_dir: Path) -> IndexData:
             raise IndexStoreError("counts disagree with the manifest: " + "; ".join(wrong))
         if vectors.shape[1] != manifest["dimension"] or dense.d != manifest["dimension"]:
             raise IndexStoreError("vector dimension disagrees with the manifest")
+        if (
+            entities.ndim != 2
+            or entities.shape[1] != 4
+            or (len(entities) and not 0 <= int(entities[:, 0].max()) < len(sentences))
+        ):
+            raise IndexStoreError("entities.npy does not fit the sentences")
     except IndexStoreError:
         raise
     except Exception as exc:  # a damaged file surfaces as many exception types
         raise IndexStoreError(f"index in {index_dir} is unreadable: {exc}") from exc
-    return IndexData(manifest, articles, sentences, passages, vectors, dense, lexical)
+    return IndexData(manifest, articles, sentences, passages, vectors, dense, lexical, entities)
 
 
 def build_index(
@@ -151,8 +169,12 @@ def build_index(
     spec: IndexSpec,
     embedder: Embedder,
     progress: bool = True,
+    reader: dict[str, str] | None = None,
 ) -> None:
     """Split, embed and index ``articles`` into ``index_dir``, atomically.
+
+    ``reader`` (id and sha256 of the reader the index is built to answer
+    with) is recorded in the manifest; the index does not depend on it.
 
     Holds a lock beside ``index_dir`` so two builds of one index never
     interleave; the second waits and then builds from its own corpus view.
@@ -163,7 +185,7 @@ def build_index(
         tmp = index_dir.parent / f".{index_dir.name}.building-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir()
-            _write_index(tmp, articles, spec, embedder, progress)
+            _write_index(tmp, articles, spec, embedder, progress, reader)
             _swap_into_place(tmp, index_dir)
         except OSError as exc:
             raise IndexStoreError(f"cannot write the index to {index_dir}: {exc}") from exc
@@ -172,7 +194,12 @@ def build_index(
 
 
 def _write_index(
-    folder: Path, articles: Sequence[Article], spec: IndexSpec, embedder: Embedder, progress: bool
+    folder: Path,
+    articles: Sequence[Article],
+    spec: IndexSpec,
+    embedder: Embedder,
+    progress: bool,
+    reader: dict[str, str] | None,
 ) -> None:
     sentence_rows: list[tuple[int, int, int]] = []
     passage_rows: list[tuple[int, int, int, int, int]] = []
@@ -205,6 +232,8 @@ def _write_index(
     if progress:
         print(f"Embedding {len(sentence_texts)} sentences", file=sys.stderr, flush=True)
     sentence_vectors = embedder.encode(sentence_texts, progress=progress)
+    tagger = EntityTagger()
+    entities = tagger.tag(sentence_texts, progress=progress)
 
     with (folder / "articles.jsonl").open("w", encoding="utf-8") as out:
         for article in articles:
@@ -212,6 +241,7 @@ def _write_index(
     np.save(folder / "sentences.npy", np.asarray(sentence_rows, dtype=np.int64).reshape(-1, 3))
     np.save(folder / "passages.npy", np.asarray(passage_rows, dtype=np.int64).reshape(-1, 5))
     np.save(folder / "sentence_vectors.npy", sentence_vectors)
+    np.save(folder / "entities.npy", entities)
     save_dense_index(build_dense_index(passage_vectors), folder / "passages.faiss")
     (folder / "bm25").mkdir()
     build_lexical_index(folder / "bm25", lexical_docs)
@@ -219,6 +249,8 @@ def _write_index(
     manifest = {
         "spec": asdict(spec),
         "dimension": int(passage_vectors.shape[1]),
+        "entity_model": tagger.version,
+        "reader": reader,
         "counts": {
             "articles": len(articles),
             "sentences": len(sentence_rows),

@@ -263,7 +263,9 @@ def build_app(engine: Engine) -> gr.Blocks:
     return app
 
 
-def serve(corpus_dir: Path, index_dir: Path, model: str | None, host: str, port: int) -> int:
+def serve(
+    corpus_dir: Path, index_dir: Path, model: str | None, host: str, port: int, reader: str | None = None
+) -> int:
     """Open (building on first start) the index, then serve the chat until interrupted.
 
     Args:
@@ -272,11 +274,12 @@ def serve(corpus_dir: Path, index_dir: Path, model: str | None, host: str, port:
         model: sentence-transformers model, or None for the index's own.
         host: address to listen on.
         port: port to listen on.
+        reader: CrossEncoder for the reader, None for the shipped one, "none" for none.
 
     Returns:
         The exit status (0).
     """
-    engine = Engine.open(corpus_dir, index_dir, model=model, progress=True)
+    engine = Engine.open(corpus_dir, index_dir, model=model, progress=True, reader=reader)
     app = build_app(engine)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     app.launch(server_name=host, server_port=port, css=_CSS, ssr_mode=False, show_error=False)

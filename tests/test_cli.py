@@ -37,6 +37,12 @@ def test_ask_json_and_readable(bundled_index: Path) -> None:
     citation = out["answers"][0]["citations"][0]
     assert set(citation) == {"doc_id", "outlet", "date", "title", "url", "start", "end", "text"}
     assert (citation["outlet"], citation["date"]) == ("1 NEWS", "2020-03-09")
+    span = out["answers"][0]["span"]
+    assert span["text"] == "Max Tweedie"
+    # Offsets into the article body, inside the cited sentence.
+    assert citation["start"] <= span["start"] < span["end"] <= citation["end"]
+    offset = span["start"] - citation["start"]
+    assert citation["text"][offset : offset + len(span["text"])] == span["text"]
 
     readable = _qa("ask", "Who is the director of Auckland Pride?", "--index", str(bundled_index))
     assert readable.returncode == 0

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qa.engine import Engine
 from qa.errors import InputError
+from qa.jsonout import result_json
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 
 
 def _assert_verbatim(engine: Engine, result) -> None:
@@ -21,6 +28,9 @@ def _assert_verbatim(engine: Engine, result) -> None:
             assert c.passage_start <= c.start and c.end <= c.passage_end
     for p in result.passages:
         assert engine.article(p.doc_id).body[p.start : p.end] == p.text
+    for answer in result_json(result)["answers"]:
+        span, lead = answer["span"], answer["citations"][0]
+        assert engine.article(lead["doc_id"]).body[span["start"] : span["end"]] == span["text"]
 
 
 def test_answer_is_a_verbatim_span_cited_to_outlet_and_date(engine: Engine, sources) -> None:
@@ -92,3 +102,23 @@ def test_over_long_question_is_cut_with_a_notice(engine: Engine) -> None:
 
 def test_top_k_bounds_the_answers(engine: Engine) -> None:
     assert len(engine.ask("What did police offer the couple?", top_k=1).answers) <= 1
+
+
+# Words of the bundled articles, so generated questions reach real passages.
+_CORPUS_WORDS = sorted(
+    {word.strip(".,;:!?()\"'") for path in CORPUS.glob("*.txt") for word in path.read_text("utf-8").split()}
+    - {""}
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.sampled_from(_CORPUS_WORDS), min_size=1, max_size=12),
+    wh=st.sampled_from(["Who", "What", "When", "Where", "How many", "How old", "Why", ""]),
+)
+def test_every_answer_and_span_offset_maps_back_to_its_article(
+    engine: Engine, words: list[str], wh: str
+) -> None:
+    """Whatever is asked, every quoted text, passage and highlighted span is the article's own text."""
+    result = engine.with_settings(abstain_threshold=0.0).ask(f"{wh} {' '.join(words)}?")
+    _assert_verbatim(engine, result)

@@ -1,7 +1,7 @@
 """The CI gate: the dev-set figures must not drop below data/eval/thresholds.json.
 
-Runs the real evaluation (real model, real index of the bundled corpus, all
-three retrieval modes) once per module, then checks the thresholds, the
+Runs the real evaluation (real model, real index of the bundled corpus, every
+retrieval and ranking mode) once per module, then checks the thresholds, the
 question-file validation, and the ``qa eval`` command's JSON and report.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from qa.cli import main
 from qa.engine import Engine
 from qa.errors import InputError
-from qa.evaluate import EvalQuestion, Evaluation, evaluate, load_questions, summary_json
+from qa.evaluate import MODES, EvalQuestion, Evaluation, evaluate, load_questions, summary_json
 from qa.report import HIT_PLOT, REPORT_FILE, SCORES_PLOT, SWEEP_PLOT, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ def test_dev_set_meets_thresholds(dev_evaluation: Evaluation) -> None:
 
 def test_every_ablation_ran_over_every_question(dev_evaluation: Evaluation) -> None:
     count = len(load_questions(QUESTIONS))
-    assert [run.mode for run in dev_evaluation.runs] == ["hybrid", "bm25", "dense"]
+    assert [run.mode for run in dev_evaluation.runs] == list(MODES)
+    assert MODES == ("hybrid", "bm25", "dense", "no-reader", "reader-only")
     assert all(len(run.outcomes) == count for run in dev_evaluation.runs)
     assert len(dev_evaluation.runs[0].sweep) == 101
 

@@ -148,7 +148,7 @@ def test_summarize_by_hand() -> None:
     right = replace(BASE, hits=(False, True), source_hits=(True, True), exact_match=1.0, f1=1.0,
                     contains_gold=True, citation_ok=True, latency_ms=10.0)
     wrong = replace(BASE, hits=(False, False, False), source_hits=(False, True, False), f1=0.5,
-                    abstained=True, latency_ms=30.0)
+                    abstained=True, latency_ms=30.0, contains_gold_at_3=True)
     withheld = replace(BASE, answerable=False, golds=(), abstained=True, latency_ms=20.0)
     summary = summarize([right, wrong, withheld])
     assert (summary.questions, summary.answerable, summary.unanswerable) == (3, 2, 1)
@@ -159,6 +159,7 @@ def test_summarize_by_hand() -> None:
     assert summary.exact_match == 0.5
     assert summary.f1 == 0.75  # (1.0 + 0.5) / 2
     assert summary.contains_gold == 0.5
+    assert summary.contains_gold_at_3 == 0.5  # only the second answer of "wrong" holds gold
     assert summary.citation_accuracy == 0.5
     assert summary.abstention_recall == 1.0
     assert summary.false_abstention_rate == 0.5

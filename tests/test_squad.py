@@ -10,7 +10,7 @@ import pytest
 from qa.cli import main
 from qa.corpus import load_corpus
 from qa.errors import InputError
-from qa.squad import evaluate_squad, load_squad, parse_squad, write_corpus
+from qa.squad import evaluate_squad, fold_questions, load_squad, parse_squad, write_corpus
 
 # Three paragraphs under two titles; the first context starts with whitespace
 # (the loader strips it, so answer_start would point at the wrong place) and
@@ -130,7 +130,7 @@ def test_bad_squad_shape_is_an_input_error() -> None:
 
 def test_squad_end_to_end(squad_file: Path) -> None:
     evaluation = evaluate_squad(squad_file, progress=False)
-    assert [run.mode for run in evaluation.runs] == ["hybrid", "bm25", "dense"]
+    assert [run.mode for run in evaluation.runs] == ["hybrid", "bm25", "dense", "no-reader", "reader-only"]
     summary = evaluation.runs[0].summary
     assert (summary.questions, summary.answerable, summary.unanswerable) == (5, 4, 1)
     # Three unrelated paragraphs: the gold paragraph must come first every time.
@@ -150,3 +150,14 @@ def test_cli_refuses_questions_and_squad_together(
 ) -> None:
     assert main(["eval", "data/eval/questions.jsonl", "--squad", str(squad_file)]) == 1
     assert "one of them" in capsys.readouterr().err
+
+
+def test_fold_keeps_only_that_folds_articles(squad_file: Path) -> None:
+    squad = load_squad(squad_file)
+    titles = list(dict.fromkeys(p.title for p in squad.paragraphs))
+    title_of = {p.doc_id: p.title for p in squad.paragraphs}
+    parts = [fold_questions(squad, k, 2) for k in (0, 1)]
+    answerable = [q for q in squad.questions if q.sources]
+    assert sorted(q.id for part in parts for q in part) == sorted(q.id for q in answerable)
+    for k, part in enumerate(parts):
+        assert all(titles.index(title_of[q.sources[0]]) % 2 == k for q in part)
