@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -79,13 +80,27 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         location = resolve_model_location(self.model_id)
-        from sentence_transformers import SentenceTransformer
-
         try:
-            return SentenceTransformer(location, device="cpu")
+            return _load_model(location)
         except Exception as exc:  # any loader failure is one message to the user
             raise ModelError(
                 f"cannot load embedding model {self.model_id!r}: {exc}. "
                 "Give --model a local sentence-transformers folder or an installed "
                 "model name; no model hub is reachable."
             ) from exc
+
+
+# Once per process and location: reopening an engine (a rebuild, the tests,
+# a forked builder) reuses the loaded model instead of reading it again. A
+# failed load is not cached.
+@functools.lru_cache(maxsize=4)
+def _load_model(location: str) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws a "Loading weights" bar and logs load reports on
+    # every start; a one-question `qa ask` should print its answer and our
+    # own notices only. Encoding progress (indexing) is ours and stays.
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    return SentenceTransformer(location, device="cpu")
