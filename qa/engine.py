@@ -22,7 +22,15 @@ from qa.mentions import date_matches, named_dates, named_outlets
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape, typed_span
-from qa.store import IndexData, IndexSpec, build_index, load_index, read_manifest, stale_reasons
+from qa.store import (
+    MANIFEST,
+    IndexData,
+    IndexSpec,
+    build_index,
+    load_index,
+    read_manifest,
+    stale_reasons,
+)
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
 # a demonstrative ("What did he say...", "When did that happen?").
@@ -126,6 +134,8 @@ class Engine:
         data = None
         if rebuild:
             note("rebuilding the index as asked")
+        elif manifest is None and (index_dir / MANIFEST).exists():
+            note(f"index in {index_dir} is damaged ({MANIFEST} is unreadable); rebuilding")
         elif manifest is None:
             note(f"no index in {index_dir}; building it")
         elif reasons := stale_reasons(manifest, spec):
@@ -136,7 +146,7 @@ class Engine:
             except IndexStoreError as exc:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
-            build_index(index_dir, corpus.articles, spec, embedder, progress=progress)
+            build_index(index_dir, corpus.articles, spec, embedder, progress, force=rebuild, note=note)
             data = load_index(index_dir)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
