@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa import __version__
 from qa.citefmt import citation_label
-from qa.errors import InputError, QAError
+from qa.errors import CorpusError, IndexStoreError, InputError, ModelError, QAError
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX
 
 if TYPE_CHECKING:
@@ -147,8 +147,18 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Exit statuses: 0 done; 1 an error (a bad question, filter or batch line);
+# 2 bad usage, including a corpus, index or model that cannot be used where
+# it was given (as argparse does for a bad option); 3 `qa index` finished
+# but skipped files or sources.csv rows, each reported above.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SKIPPED = 3
+_USAGE_ERRORS = (CorpusError, IndexStoreError, ModelError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage)."""
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 indexed with skips)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "index":
@@ -161,8 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(args.corpus, args.index, args.model, args.host, args.port)
     except QAError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 1
+        # One line, whatever a library put in the message.
+        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
@@ -177,12 +188,14 @@ def _open(args: argparse.Namespace, rebuild: bool = False) -> Engine:
 def _index(args: argparse.Namespace) -> int:
     engine = _open(args, rebuild=args.force)
     counts = engine.manifest["counts"]
+    problems = len(engine.corpus_problems)
     print(
         f"index {args.index} is current: {counts['articles']} articles, "
         f"{counts['sentences']} sentences, {counts['passages']} passages, "
         f"model {engine.manifest['spec']['model']}"
+        + (f"; {problems} corpus problem(s) reported above" if problems else "")
     )
-    return 0
+    return EXIT_SKIPPED if problems else 0
 
 
 def _ask(args: argparse.Namespace) -> int:

@@ -84,7 +84,7 @@ class Embedder:
             return _load_model(location)
         except Exception as exc:  # any loader failure is one message to the user
             raise ModelError(
-                f"cannot load embedding model {self.model_id!r}: {exc}. "
+                f"cannot load embedding model {self.model_id!r} from {location}: {str(exc).rstrip('.')}. "
                 "Give --model a local sentence-transformers folder or an installed "
                 "model name; no model hub is reachable."
             ) from exc

@@ -71,6 +71,8 @@ class Engine:
         self._embedder = embedder
         self.settings = settings
         self.notices: tuple[str, ...] = tuple(notices)
+        # Files and sources.csv rows skipped when the corpus was read (set by open).
+        self.corpus_problems: tuple[str, ...] = ()
         self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
         self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
         self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
@@ -152,7 +154,9 @@ class Engine:
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        return cls(data, embedder, settings, notices)
+        engine = cls(data, embedder, settings, notices)
+        engine.corpus_problems = corpus.problems
+        return engine
 
     @property
     def articles(self) -> tuple[Article, ...]:

@@ -186,6 +186,7 @@ def build_index(
     except OSError as exc:
         raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror}") from exc
     with _build_lock(index_dir, note):
+        _check_replaceable(index_dir)
         _clear_leftovers(index_dir)
         if not force and _is_current(index_dir, spec):
             return
@@ -296,6 +297,24 @@ def _is_current(index_dir: Path, spec: IndexSpec) -> bool:
     except IndexStoreError:
         return False
     return True
+
+
+def _check_replaceable(index_dir: Path) -> None:
+    """Refuse to build over anything but an index or an empty folder.
+
+    A build replaces the whole folder, so ``--index data/corpus`` given by
+    mistake would otherwise delete the corpus.
+    """
+    if not index_dir.exists() and not index_dir.is_symlink():
+        return
+    if not index_dir.is_dir():
+        raise IndexStoreError(f"{index_dir} is a file, not an index folder")
+    if (index_dir / MANIFEST).exists() or not any(index_dir.iterdir()):
+        return
+    raise IndexStoreError(
+        f"{index_dir} holds other files and no {MANIFEST}, so it is not a newsqa index and is "
+        "left alone; give --index a new or empty folder"
+    )
 
 
 def _clear_leftovers(index_dir: Path) -> None:
