@@ -39,6 +39,9 @@ _REFERRING = re.compile(
     r"the (man|woman|couple|pair|director|commissioner|officer|police officer))\b",
     re.IGNORECASE,
 )
+# Half of a surrogate pair alone is not a character: it reaches a question from
+# a command line that was not UTF-8, and the tokenizer and JSON output reject it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # How much the previous question counts in a follow-up's query vector and
 # BM25 terms: enough to pull in its subject, less than the question itself.
 HISTORY_WEIGHT = 0.6
@@ -341,7 +344,7 @@ class Engine:
     def _clean_question(self, question: str) -> tuple[str, list[str]]:
         if not isinstance(question, str) or not question.strip():
             raise InputError("the question is empty: type a question about the news archive")
-        question = " ".join(question.split())
+        question = " ".join(_LONE_SURROGATE.sub("\ufffd", question).split())
         limit = self.settings.max_question_chars
         if len(question) <= limit:
             return question, []
@@ -391,7 +394,9 @@ class Engine:
     @staticmethod
     def _referred_history(question: str, history: Sequence[str]) -> str | None:
         """The earlier question a follow-up refers back to, if any."""
-        earlier = [h.strip() for h in history if isinstance(h, str) and h.strip()]
+        earlier = [
+            _LONE_SURROGATE.sub("\ufffd", h).strip() for h in history if isinstance(h, str) and h.strip()
+        ]
         if not earlier or not _REFERRING.search(question):
             return None
         return earlier[-1]
