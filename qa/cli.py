@@ -120,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_location_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    serve.add_argument(
+        "--auth",
+        type=_auth_pair,
+        metavar="USER:PASS",
+        help="require this login for every page and API call (Gradio's own login form)",
+    )
     return parser
+
+
+def _auth_pair(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise argparse.ArgumentTypeError("expected USER:PASS, both non-empty")
+    return user, password
 
 
 def _add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         from qa.webapp import serve
 
-        return serve(args.corpus, args.index, args.model, args.host, args.port)
+        return serve(args.corpus, args.index, args.model, args.host, args.port, args.auth)
     except QAError as exc:
         # One line, whatever a library put in the message.
         print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)

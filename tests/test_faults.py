@@ -15,11 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import AppServer
 
 from qa.embed import Embedder
 from qa.engine import Engine
@@ -250,3 +252,37 @@ def test_a_second_build_waits_for_the_lock_and_names_it(tmp_path: Path, built: t
     assert proc.returncode == 0, err
     assert "2 articles" in out
     assert load_index(copy).manifest["counts"]["articles"] == 2
+
+
+def test_the_app_keeps_answering_while_qa_index_rebuilds_its_index(app_server: AppServer) -> None:
+    from gradio_client import Client
+
+    client = Client(app_server.url, verbose=False)
+    want = client.predict(QUESTIONS[0], api_name="/ask")["answers"]
+    answers: list[list[dict]] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.wait(0.2):  # a steady reader, not a flood that starves the rebuild of CPU
+            answers.append(client.predict(QUESTIONS[0], api_name="/ask")["answers"])
+
+    command = [sys.executable, "-m", "qa", "index", "--force", "--corpus", str(CORPUS)]
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        rebuild = subprocess.run(
+            [*command, "--index", str(app_server.index)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
+    finally:
+        stop.set()
+        asker.join(timeout=60)
+    assert rebuild.returncode == 0, rebuild.stderr
+    assert len(answers) >= 3, "the app was asked throughout the rebuild"
+    assert all(a == want for a in answers)
+    assert client.predict(QUESTIONS[0], api_name="/ask")["answers"] == want
+    assert load_index(app_server.index).manifest["counts"]["articles"] == 5
+    assert "Traceback" not in app_server.log.read_text()
