@@ -90,6 +90,22 @@ class Embedder:
             ) from exc
 
 
+def use_one_thread_per_question() -> None:
+    """Let torch encode each question on one thread from now on.
+
+    A question is a single short text: splitting its encoding over threads
+    gains little, and when the cores are busy (other questions of the web
+    app, other processes) the threads wait for each other. Measured on this
+    2-core machine while another process kept both cores busy: 77 questions
+    a second on one thread, 2.5 on two (benchmarks/soak.py). Builds, which
+    encode large batches, run before this is called. FAISS is pinned to one
+    thread for the same reason (qa/dense.py).
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
+
 # Once per process and location: reopening an engine (a rebuild, the tests,
 # a forked builder) reuses the loaded model instead of reading it again. A
 # failed load is not cached.

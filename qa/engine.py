@@ -13,7 +13,7 @@ import numpy as np
 
 from qa.corpus import load_corpus, parse_date
 from qa.dense import search_dense
-from qa.embed import DEFAULT_MODEL, Embedder, model_id
+from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_question
 from qa.errors import IndexStoreError, InputError
 from qa.extract import Candidate, group_same_reports, idf, lexical_coverage, rank_candidates
 from qa.fusion import reciprocal_rank_fusion, score_blend
@@ -159,6 +159,7 @@ class Engine:
             )
         engine = cls(data, embedder, settings, notices)
         engine.corpus_problems = corpus.problems
+        use_one_thread_per_question()
         return engine
 
     @property
