@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import AppServer
 
+from qa.corpus import load_corpus
 from qa.embed import Embedder
 from qa.engine import Engine
 from qa.errors import IndexStoreError
@@ -44,6 +45,7 @@ _FORK_SERVER = """
 import os, sys
 import torch
 from qa.cli import main
+from qa.corpus import load_corpus
 from qa.embed import Embedder
 torch.set_num_threads(1)  # no thread pool for a forked child to inherit half-made
 Embedder().encode(["warm up"])  # loaded and warmed once, shared by every forked build
@@ -60,9 +62,15 @@ for line in sys.stdin:
 
 
 def _small_corpus(folder: Path) -> Path:
+    """Two bundled articles and their sources.csv rows: a corpus with nothing to report."""
     folder.mkdir()
-    for name in ("001_2879f98caf0dd501.txt", "003_2b5d70423e18adf0.txt", "sources.csv"):
+    names = ("001_2879f98caf0dd501.txt", "003_2b5d70423e18adf0.txt")
+    for name in names:
         shutil.copy(CORPUS / name, folder / name)
+    rows = (CORPUS / "sources.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "sources.csv").write_text(
+        "".join(rows[:1] + [r for r in rows[1:] if r.startswith(names)]), encoding="utf-8"
+    )
     return folder
 
 
@@ -123,6 +131,7 @@ def test_sigkill_during_builds_never_loses_the_index(
     corpus = _small_corpus(tmp_path / "corpus")
     index = tmp_path / "index"
 
+    assert load_corpus(corpus).problems == ()  # so a finished `qa index` exits 0
     # A first build killed part way: there was no index, so the next start builds one cleanly.
     os.kill(_start_build(fork_server, corpus, index), signal.SIGKILL)
     fork_server.stdout.readline()  # its wait status: killed, or done if it was quicker
