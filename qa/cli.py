@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa import __version__
 from qa.citefmt import citation_label
-from qa.errors import InputError, QAError
+from qa.errors import CorpusError, IndexStoreError, InputError, ModelError, QAError
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX
 
 if TYPE_CHECKING:
@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_location_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    serve.add_argument(
+        "--auth",
+        type=_auth_pair,
+        metavar="USER:PASS",
+        help="require this login for every page and API call (Gradio's own login form)",
+    )
 
     train = sub.add_parser(
         "train-reader",
@@ -161,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout", type=int, default=None, metavar="K", help="leave XQuAD fold K out")
     train.add_argument("--folds", type=int, default=2, help="XQuAD folds for --holdout (default 2)")
     return parser
+
+
+def _auth_pair(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise argparse.ArgumentTypeError("expected USER:PASS, both non-empty")
+    return user, password
 
 
 def _add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -195,8 +208,18 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Exit statuses: 0 done; 1 an error (a bad question, filter or batch line);
+# 2 bad usage, including a corpus, index or model that cannot be used where
+# it was given (as argparse does for a bad option); 3 `qa index` finished
+# but skipped files or sources.csv rows, each reported above.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SKIPPED = 3
+_USAGE_ERRORS = (CorpusError, IndexStoreError, ModelError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage)."""
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 indexed with skips)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "index":
@@ -209,10 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train_reader(args)
         from qa.webapp import serve
 
-        return serve(args.corpus, args.index, args.model, args.host, args.port, args.reader)
+        return serve(args.corpus, args.index, args.model, args.host, args.port, args.auth, args.reader)
     except QAError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 1
+        # One line, whatever a library put in the message.
+        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
@@ -227,12 +251,14 @@ def _open(args: argparse.Namespace, rebuild: bool = False) -> Engine:
 def _index(args: argparse.Namespace) -> int:
     engine = _open(args, rebuild=args.force)
     counts = engine.manifest["counts"]
+    problems = len(engine.corpus_problems)
     print(
         f"index {args.index} is current: {counts['articles']} articles, "
         f"{counts['sentences']} sentences, {counts['passages']} passages, "
         f"model {engine.manifest['spec']['model']}"
+        + (f"; {problems} corpus problem(s) reported above" if problems else "")
     )
-    return 0
+    return EXIT_SKIPPED if problems else 0
 
 
 def _ask(args: argparse.Namespace) -> int:

@@ -19,6 +19,10 @@ from qa.records import UNDATED, UNKNOWN_OUTLET, Article
 
 SOURCES_FILE = "sources.csv"
 SOURCES_COLUMNS = ("file", "outlet", "date", "title", "url")
+# A news article is tens of kilobytes; the longest features reach a few
+# hundred. A file past this is a dump or a mistake, and embedding it would take
+# hours of CPU and gigabytes of memory, so it is skipped, and is never read whole.
+MAX_ARTICLE_BYTES = 5 * 1024 * 1024
 
 # The bundled articles start with " date YYYY-MM-DD " before the body.
 _DATE_PREFIX = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\s+")
@@ -81,9 +85,20 @@ def read_sources(raw: bytes) -> tuple[dict[str, SourceRow], list[str]]:
             f"{SOURCES_FILE}: needs a header with columns {', '.join(SOURCES_COLUMNS)}; "
             f"got {reader.fieldnames}, ignored"
         ]
+    # title and url are optional; without outlet or date every citation is vaguer.
+    missing = [c for c in ("outlet", "date") if c not in reader.fieldnames]
+    extra = [c for c in reader.fieldnames if c not in SOURCES_COLUMNS]
+    if missing:
+        problems.append(f"{SOURCES_FILE}: no column {', '.join(missing)}; left unknown for every article")
+    if extra:
+        problems.append(f"{SOURCES_FILE}: unknown column {', '.join(map(str, extra))}, ignored")
     rows: dict[str, SourceRow] = {}
     for number, row in enumerate(reader, start=2):
         name = (row.get("file") or "").strip()
+        if None in row:  # more values than the header has columns
+            problems.append(
+                f"{SOURCES_FILE} row {number}: {len(row[None])} value(s) past the last column, ignored"
+            )
         if not name:
             problems.append(f"{SOURCES_FILE} row {number}: empty 'file' column, row ignored")
             continue
@@ -123,15 +138,21 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
     problems: list[str] = []
     sources_path = corpus_dir / SOURCES_FILE
     if sources_path.is_file():
-        raw = sources_path.read_bytes()
+        try:
+            raw = sources_path.read_bytes()
+        except OSError as exc:
+            raise CorpusError(f"cannot read {sources_path}: {exc.strerror}") from exc
         digest.update(b"sources\0" + hashlib.sha256(raw).digest())
         sources, problems = read_sources(raw)
 
-    files = sorted(
-        p
-        for p in corpus_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name != SOURCES_FILE
-    )
+    try:
+        files = sorted(
+            p
+            for p in corpus_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name != SOURCES_FILE
+        )
+    except OSError as exc:
+        raise CorpusError(f"cannot read the corpus folder {corpus_dir}: {exc.strerror}") from exc
     known = {p.name for p in files}
     for name in sources:
         if name not in known:
@@ -141,7 +162,22 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
     seen_ids: set[str] = set()
     skipped = 0
     for path in files:
-        raw = path.read_bytes()
+        try:
+            size = path.stat().st_size
+            raw = path.read_bytes() if size <= MAX_ARTICLE_BYTES else b""
+        except OSError as exc:
+            skipped += 1
+            problems.append(f"skipped {path.name}: cannot be read ({exc.strerror})")
+            continue
+        if size > MAX_ARTICLE_BYTES:
+            # Its size still counts in the fingerprint: replacing it re-indexes.
+            digest.update(path.name.encode() + b"\0" + str(size).encode())
+            skipped += 1
+            problems.append(
+                f"skipped {path.name}: {size / 2**20:.0f} MB is over the "
+                f"{MAX_ARTICLE_BYTES // 2**20} MB limit for one article"
+            )
+            continue
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(raw).digest())
         article, problem = _read_article(path, raw, sources.get(path.name), seen_ids)
         if article is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -91,14 +92,38 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         location = resolve_model_location(self.model_id)
-        quiet_transformers()
-        from sentence_transformers import SentenceTransformer
-
         try:
-            return SentenceTransformer(location, device="cpu")
+            return _load_model(location)
         except Exception as exc:  # any loader failure is one message to the user
             raise ModelError(
-                f"cannot load embedding model {self.model_id!r}: {exc}. "
+                f"cannot load embedding model {self.model_id!r} from {location}: {str(exc).rstrip('.')}. "
                 "Give --model a local sentence-transformers folder or an installed "
                 "model name; no model hub is reachable."
             ) from exc
+
+
+def use_one_thread_per_question() -> None:
+    """Let torch encode each question on one thread from now on.
+
+    A question is a single short text: splitting its encoding over threads
+    gains little, and when the cores are busy (other questions of the web
+    app, other processes) the threads wait for each other. Measured on this
+    2-core machine while another process kept both cores busy: 77 questions
+    a second on one thread, 2.5 on two (benchmarks/soak.py). Builds, which
+    encode large batches, run before this is called. FAISS is pinned to one
+    thread for the same reason (qa/dense.py).
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# Once per process and location: reopening an engine (a rebuild, the tests,
+# a forked builder) reuses the loaded model instead of reading it again. A
+# failed load is not cached.
+@functools.lru_cache(maxsize=4)
+def _load_model(location: str) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    quiet_transformers()
+    return SentenceTransformer(location, device="cpu")

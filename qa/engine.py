@@ -14,7 +14,7 @@ import numpy as np
 from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
 from qa.corpus import load_corpus, parse_date
 from qa.dense import search_dense
-from qa.embed import DEFAULT_MODEL, Embedder, model_id
+from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_question
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
@@ -24,7 +24,15 @@ from qa.reader import DEFAULT_READER, Reader, reader_candidate, reader_identity,
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
-from qa.store import IndexData, IndexSpec, build_index, load_index, read_manifest, stale_reasons
+from qa.store import (
+    MANIFEST,
+    IndexData,
+    IndexSpec,
+    build_index,
+    load_index,
+    read_manifest,
+    stale_reasons,
+)
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
 # a demonstrative ("What did he say...", "When did that happen?").
@@ -33,6 +41,9 @@ _REFERRING = re.compile(
     r"the (man|woman|couple|pair|director|commissioner|officer|police officer))\b",
     re.IGNORECASE,
 )
+# Half of a surrogate pair alone is not a character: it reaches a question from
+# a command line that was not UTF-8, and the tokenizer and JSON output reject it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # How much the previous question counts in a follow-up's query vector and
 # BM25 terms: enough to pull in its subject, less than the question itself.
 HISTORY_WEIGHT = 0.6
@@ -71,6 +82,8 @@ class Engine:
         self._reader = reader
         self.settings = settings
         self.notices: tuple[str, ...] = tuple(notices)
+        # Files and sources.csv rows skipped when the corpus was read (set by open).
+        self.corpus_problems: tuple[str, ...] = ()
         self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
         self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
         self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
@@ -139,6 +152,8 @@ class Engine:
         data = None
         if rebuild:
             note("rebuilding the index as asked")
+        elif manifest is None and (index_dir / MANIFEST).exists():
+            note(f"index in {index_dir} is damaged ({MANIFEST} is unreadable); rebuilding")
         elif manifest is None:
             note(f"no index in {index_dir}; building it")
         elif reasons := stale_reasons(manifest, spec):
@@ -150,14 +165,24 @@ class Engine:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
             build_index(
-                index_dir, corpus.articles, spec, embedder, progress=progress, reader=reader_identity(reader)
+                index_dir,
+                corpus.articles,
+                spec,
+                embedder,
+                progress,
+                force=rebuild,
+                note=note,
+                reader=reader_identity(reader),
             )
             data = load_index(index_dir)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        return cls(data, embedder, settings, notices, _open_reader(reader, note))
+        engine = cls(data, embedder, settings, notices, _open_reader(reader, note))
+        engine.corpus_problems = corpus.problems
+        use_one_thread_per_question()
+        return engine
 
     @property
     def articles(self) -> tuple[Article, ...]:
@@ -334,7 +359,7 @@ class Engine:
     def _clean_question(self, question: str) -> tuple[str, list[str]]:
         if not isinstance(question, str) or not question.strip():
             raise InputError("the question is empty: type a question about the news archive")
-        question = " ".join(question.split())
+        question = " ".join(_LONE_SURROGATE.sub("\ufffd", question).split())
         limit = self.settings.max_question_chars
         if len(question) <= limit:
             return question, []
@@ -384,7 +409,9 @@ class Engine:
     @staticmethod
     def _referred_history(question: str, history: Sequence[str]) -> str | None:
         """The earlier question a follow-up refers back to, if any."""
-        earlier = [h.strip() for h in history if isinstance(h, str) and h.strip()]
+        earlier = [
+            _LONE_SURROGATE.sub("\ufffd", h).strip() for h in history if isinstance(h, str) and h.strip()
+        ]
         if not earlier or not _REFERRING.search(question):
             return None
         return earlier[-1]

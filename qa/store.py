@@ -3,7 +3,7 @@
 Layout of an index folder::
 
     manifest.json          schema version, model, dimension, corpus fingerprint,
-                           splitting settings, counts, file sizes
+                           splitting settings, counts, size and sha256 of every file
     articles.jsonl         one article a line: metadata and body
     sentences.npy          int64 rows (article, start, end)
     passages.npy           int64 rows (article, start, end, first_sentence, last_sentence)
@@ -13,20 +13,28 @@ Layout of an index folder::
     passages.faiss         FAISS index of passage vectors (id = row)
     bm25/                  tantivy index of passage text, outlet and date
 
-A build writes into a temporary sibling folder and renames it into place, so
-an interrupted build leaves the previous index as it was. Nothing is pickled.
+A build writes into a temporary sibling folder and swaps it into place in one
+atomic rename, so a build killed at any point leaves the previous index as it
+was; the next build clears what a killed one left behind. Builds of one index
+take a lock kept outside the work tree (see :func:`lock_path`). Nothing is
+pickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import sys
+import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,16 +53,9 @@ from qa.segment import make_passages, split_sentences
 
 # Bump when the layout or the meaning of any file changes: older indexes are
 # then rebuilt instead of misread.
-SCHEMA_VERSION = 3
+# 3: the manifest holds a sha256 of every file. 4: entities.npy.
+SCHEMA_VERSION = 4
 MANIFEST = "manifest.json"
-_FILES = (
-    "articles.jsonl",
-    "sentences.npy",
-    "passages.npy",
-    "sentence_vectors.npy",
-    "entities.npy",
-    "passages.faiss",
-)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("spec"), dict):
+        return None
+    return manifest
 
 
 def stale_reasons(manifest: dict[str, Any], spec: IndexSpec) -> list[str]:
@@ -117,10 +120,17 @@ def load_index(index_dir: Path) -> IndexData:
     if manifest is None:
         raise IndexStoreError(f"no readable {MANIFEST} in {index_dir}")
     try:
-        for name, size in manifest["files"].items():
-            actual = (index_dir / name).stat().st_size
+        # Checked before any file is opened: a damaged tantivy or FAISS file
+        # can crash its reader instead of raising.
+        for name, (size, digest) in manifest["files"].items():
+            path = index_dir / name
+            if not path.is_file():
+                raise IndexStoreError(f"{name} is missing")
+            actual = path.stat().st_size
             if actual != size:
                 raise IndexStoreError(f"{name} is {actual} bytes, manifest says {size}")
+            if _sha256(path) != digest:
+                raise IndexStoreError(f"{name} does not match its checksum in the manifest")
         counts = manifest["counts"]
         articles = tuple(_read_articles(index_dir / "articles.jsonl"))
         sentences = np.load(index_dir / "sentences.npy", allow_pickle=False)
@@ -169,19 +179,31 @@ def build_index(
     spec: IndexSpec,
     embedder: Embedder,
     progress: bool = True,
+    force: bool = True,
+    note: Callable[[str], None] | None = None,
     reader: dict[str, str] | None = None,
 ) -> None:
     """Split, embed and index ``articles`` into ``index_dir``, atomically.
 
+    Holds a lock (:func:`lock_path`) so two builds of one index never
+    interleave: the second says whose lock it waits for, then, unless
+    ``force``, finds the index the first one built current and keeps it.
     ``reader`` (id and sha256 of the reader the index is built to answer
     with) is recorded in the manifest; the index does not depend on it.
 
-    Holds a lock beside ``index_dir`` so two builds of one index never
-    interleave; the second waits and then builds from its own corpus view.
+    Raises:
+        IndexStoreError: the index folder or its lock cannot be written.
     """
     index_dir = Path(index_dir)
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(index_dir):
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror}") from exc
+    with _build_lock(index_dir, note):
+        _check_replaceable(index_dir)
+        _clear_leftovers(index_dir)
+        if not force and _is_current(index_dir, spec):
+            return
         tmp = index_dir.parent / f".{index_dir.name}.building-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir()
@@ -191,6 +213,20 @@ def build_index(
             raise IndexStoreError(f"cannot write the index to {index_dir}: {exc}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lock_path(index_dir: Path) -> Path:
+    """The lock file that builds of ``index_dir`` share.
+
+    It cannot live in the index folder, which a build replaces whole, nor
+    beside it, where it would litter the work tree (``index/`` sits in the
+    repository). So it lives in the user's runtime or temporary folder, named
+    after the index's absolute path.
+    """
+    resolved = str(Path(index_dir).resolve())
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"newsqa-locks-{os.getuid()}"
+    key = hashlib.sha256(resolved.encode()).hexdigest()[:16]
+    return base / f"{Path(resolved).name}-{key}.lock"
 
 
 def _write_index(
@@ -256,25 +292,115 @@ def _write_index(
             "sentences": len(sentence_rows),
             "passages": len(passage_rows),
         },
-        "files": {name: (folder / name).stat().st_size for name in _FILES},
+        # Every file, tantivy's included, with its size and sha256: a damaged
+        # file is named on load instead of being misread.
+        "files": {
+            path.relative_to(folder).as_posix(): [path.stat().st_size, _sha256(path)]
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.name.startswith(".tantivy-")
+        },
     }
     # The manifest is written last: a folder without one is never a valid index.
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_current(index_dir: Path, spec: IndexSpec) -> bool:
+    manifest = read_manifest(index_dir)
+    if manifest is None or stale_reasons(manifest, spec):
+        return False
+    try:
+        load_index(index_dir)
+    except IndexStoreError:
+        return False
+    return True
+
+
+def _check_replaceable(index_dir: Path) -> None:
+    """Refuse to build over anything but an index or an empty folder.
+
+    A build replaces the whole folder, so ``--index data/corpus`` given by
+    mistake would otherwise delete the corpus.
+    """
+    if not index_dir.exists() and not index_dir.is_symlink():
+        return
+    if not index_dir.is_dir():
+        raise IndexStoreError(f"{index_dir} is a file, not an index folder")
+    if (index_dir / MANIFEST).exists() or not any(index_dir.iterdir()):
+        return
+    raise IndexStoreError(
+        f"{index_dir} holds other files and no {MANIFEST}, so it is not a newsqa index and is "
+        "left alone; give --index a new or empty folder"
+    )
+
+
+def _clear_leftovers(index_dir: Path) -> None:
+    """Remove the temporary folders of builds that were killed (called under the lock)."""
+    for pattern in (f".{index_dir.name}.building-*", f".{index_dir.name}.old-*"):
+        for folder in index_dir.parent.glob(pattern):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
 def _swap_into_place(tmp: Path, index_dir: Path) -> None:
+    """Put ``tmp`` at ``index_dir`` so that a reader always finds a whole index there.
+
+    On Linux renameat2(RENAME_EXCHANGE) swaps the two folders in one step; a
+    kill right after it leaves the old index in ``tmp``, which the next build
+    clears. Elsewhere two renames leave a moment with no index, after which
+    the next start rebuilds.
+    """
+    if not index_dir.exists():
+        os.replace(tmp, index_dir)
+        return
+    if _exchange(tmp, index_dir):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = index_dir.parent / f".{index_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    if index_dir.exists():
-        os.replace(index_dir, old)
+    os.replace(index_dir, old)
     os.replace(tmp, index_dir)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths; False where the system cannot."""
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):  # old kernel or a file system without exchange
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 @contextlib.contextmanager
-def _build_lock(index_dir: Path) -> Iterator[None]:
-    lock_path = index_dir.parent / f".{index_dir.name}.lock"
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def _build_lock(index_dir: Path, note: Callable[[str], None] | None) -> Iterator[None]:
+    path = lock_path(index_dir)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = path.open("w")
+    except OSError as exc:
+        raise IndexStoreError(f"cannot create the build lock {path}: {exc.strerror}") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if note is not None:
+                note(f"another process is building {index_dir} (lock {path}); waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

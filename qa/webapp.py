@@ -6,6 +6,8 @@ builds every piece of HTML (escaped); nothing here formats text itself.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,11 @@ CONCURRENCY = 4
 # Beyond this many waiting requests a user is told the app is busy instead of
 # waiting minutes.
 QUEUE_SIZE = 64
+
+# What a user sees when the engine fails in a way it should not; the log gets
+# the traceback, the chat a short note, and the next question runs as usual.
+_INTERNAL_ERROR = "Sorry, something went wrong on our side; it has been logged. Please try another question."
+log = logging.getLogger(__name__)
 
 _SOURCES_EMPTY = '<p class="empty">The passages behind the current reply appear here.</p>'
 _ARTICLE_EMPTY = '<p class="empty">Click a citation to read the full article.</p>'
@@ -126,11 +133,17 @@ def build_app(engine: Engine) -> gr.Blocks:
         try:
             result = engine.ask(question, history=history, **filters)
         except QAError as exc:
-            reply = message_html(f"Sorry, I can't answer that: {exc}")
-            return [*messages, {"role": "assistant", "content": reply}], history, gr.skip(), "", ""
+            return _note(messages, history, f"Sorry, I can't answer that: {exc}")
+        except Exception:
+            log.exception("question failed: %r", question)
+            return _note(messages, history, _INTERNAL_ERROR)
         reply = reply_html(result, filters_note(filters["outlets"], filters["since"], filters["until"]))
         messages.append({"role": "assistant", "content": reply})
         return messages, [*history, result.question], sources_html(result), "", ""
+
+    def _note(messages: list[dict[str, Any]], history: list[str], text: str) -> tuple[Any, ...]:
+        reply = {"role": "assistant", "content": message_html(text)}
+        return [*messages, reply], history, gr.skip(), "", ""
 
     def chat_example(
         messages: list[dict[str, Any]],
@@ -152,6 +165,9 @@ def build_app(engine: Engine) -> gr.Blocks:
             ]
         except QAError as exc:
             return message_html(f"Sorry, I can't compare outlets: {exc}")
+        except Exception:
+            log.exception("comparison failed: %r", history[-1])
+            return message_html(_INTERNAL_ERROR)
         return compare_html(history[-1], compare_rows(per_outlet))
 
     def open_citation(event: gr.EventData) -> str:
@@ -160,6 +176,9 @@ def build_app(engine: Engine) -> gr.Blocks:
             return article_html(engine.article(ref.doc_id), ref.start, ref.end)
         except (AttributeError, QAError) as exc:
             return message_html(f"Sorry, that citation cannot be opened: {exc}")
+        except Exception:
+            log.exception("citation failed: %r", getattr(event, "cite", None))
+            return message_html(_INTERNAL_ERROR)
 
     def new_conversation() -> tuple[Any, ...]:
         return [], [], _SOURCES_EMPTY, _ARTICLE_EMPTY, ""
@@ -189,6 +208,9 @@ def build_app(engine: Engine) -> gr.Blocks:
         except QAError as exc:
             # gr.Error reaches an API client as a message, not a traceback.
             raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("API question failed: %r", question)
+            raise gr.Error(_INTERNAL_ERROR) from exc
         return result_json(result)
 
     with gr.Blocks(title="newsqa", analytics_enabled=False) as app:
@@ -264,7 +286,13 @@ def build_app(engine: Engine) -> gr.Blocks:
 
 
 def serve(
-    corpus_dir: Path, index_dir: Path, model: str | None, host: str, port: int, reader: str | None = None
+    corpus_dir: Path,
+    index_dir: Path,
+    model: str | None,
+    host: str,
+    port: int,
+    auth: tuple[str, str] | None = None,
+    reader: str | None = None,
 ) -> int:
     """Open (building on first start) the index, then serve the chat until interrupted.
 
@@ -274,13 +302,17 @@ def serve(
         model: sentence-transformers model, or None for the index's own.
         host: address to listen on.
         port: port to listen on.
+        auth: (user, password) that every page and API call must log in with
+            (Gradio's own login), or None for an open app.
         reader: CrossEncoder for the reader, None for the shipped one, "none" for none.
 
     Returns:
         The exit status (0).
     """
+    # Tracebacks of failed questions go to stderr, with a time to match them by.
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     engine = Engine.open(corpus_dir, index_dir, model=model, progress=True, reader=reader)
     app = build_app(engine)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-    app.launch(server_name=host, server_port=port, css=_CSS, ssr_mode=False, show_error=False)
+    app.launch(server_name=host, server_port=port, css=_CSS, ssr_mode=False, show_error=False, auth=auth)
     return 0

@@ -1,23 +1,23 @@
 """The chat app end to end: a real server, a real headless Chromium, the real engine.
 
-The app is started once per session with ``python app.py`` on a free port and
-a fresh index; every test opens its own page (its own Gradio session), so the
-tests do not depend on each other or on their order. Screenshots go to
+The app is started once per session with ``python app.py`` on a free port
+(``app_server`` in conftest.py); every test opens its own page (its own Gradio
+session), so the tests do not depend on each other or on their order. Screenshots go to
 ``artifacts/screenshots/`` (or ``$NEWSQA_SCREENSHOTS``).
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port, serve_app
+
+from qa.engine import Engine
+from qa.webapp import build_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -33,57 +33,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# First start builds the index (about 10 s) and loads the model; allow for a slow machine.
-STARTUP_SECONDS = 120
 ANSWER_MS = 30_000
 DIRECTOR = "Who is the director of Auckland Pride?"
 FOLLOW_UP = "What did he say about police training?"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of the app, started in a subprocess over the bundled corpus."""
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("webapp")
-    log_path = folder / "app.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port), "--index", str(folder / "index")],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app did not answer within {STARTUP_SECONDS}s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -232,3 +185,139 @@ def test_ask_api_matches_qa_ask_json(app_url, engine):
     got = Client(app_url, verbose=False).predict(FOLLOW_UP, history=[DIRECTOR], top_k=2, api_name="/ask")
     want = result_json(engine.ask(FOLLOW_UP, history=[DIRECTOR], top_k=2))
     assert {**got, "latency_ms": 0} == {**want, "latency_ms": 0}
+
+
+# An article whose body, outlet, title and link are all markup, so every panel
+# that shows article text (sources, full article, comparison) is put to the test.
+_MARKUP_ARTICLE = (
+    "The harbour board met on Tuesday. "
+    'The mayor of Port Marlow replied <img src=x onerror="alert(1)"> to the harbour board. '
+    "Residents said <script>alert(2)</script> was painted on the harbour wall overnight. "
+    "The board will meet again next month."
+)
+_MARKUP_OUTLET = "<b onmouseover=alert(3)>Marlow Times</b>"
+USER, PASSWORD = "reader", "correct horse"
+
+
+@pytest.fixture(scope="session")
+def markup_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second app, behind ``--auth``, over the bundled corpus plus an article full of markup."""
+    folder = tmp_path_factory.mktemp("markup-app")
+    corpus = folder / "corpus"
+    shutil.copytree(ROOT / "data" / "corpus", corpus)
+    (corpus / "marlow.txt").write_text(_MARKUP_ARTICLE, encoding="utf-8")
+    with (corpus / "sources.csv").open("a", encoding="utf-8") as rows:
+        rows.write(
+            f'marlow.txt,"{_MARKUP_OUTLET}",2020-03-12,<script>alert(4)</script>,javascript:alert(5)\n'
+        )
+    with serve_app(folder, corpus, "--auth", f"{USER}:{PASSWORD}") as server:
+        yield server.url
+
+
+def _log_in(page, url: str, password: str) -> None:
+    page.goto(url)
+    page.locator("input[type=text]").first.fill(USER)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def test_auth_asks_for_a_login_and_refuses_a_wrong_password(browser, markup_app_url: str) -> None:
+    from gradio_client import Client
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        _log_in(page, markup_app_url, "wrong")
+        playwright_api.expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+        assert page.locator("#question textarea").count() == 0
+        _shot(page, "login-refused")
+        _log_in(page, markup_app_url, PASSWORD)
+        page.wait_for_selector("#question textarea")
+        reply = _ask(page, DIRECTOR)
+        playwright_api.expect(reply).to_contain_text("Max Tweedie")
+    finally:
+        context.close()
+    with pytest.raises(Exception, match=r"(?i)login|auth|401"):
+        Client(markup_app_url, verbose=False)
+    client = Client(markup_app_url, auth=(USER, PASSWORD), verbose=False)
+    assert "Max Tweedie" in client.predict(DIRECTOR, api_name="/ask")["answers"][0]["text"]
+
+
+def test_markup_in_articles_stays_text_in_sources_article_and_comparison(
+    browser, markup_app_url: str, dialogs: list[str]
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        _log_in(page, markup_app_url, PASSWORD)
+        page.wait_for_selector("#question textarea")
+        reply = _ask(page, "What did the mayor of Port Marlow reply to the harbour board?")
+        playwright_api.expect(reply).to_contain_text('<img src=x onerror="alert(1)">')
+        sources = page.locator("#sources-panel")
+        playwright_api.expect(sources).to_contain_text("<script>alert(2)</script>")
+        playwright_api.expect(sources).to_contain_text(_MARKUP_OUTLET)
+
+        reply.locator("a.cite").first.click()
+        article = page.locator("#article-panel")
+        playwright_api.expect(article.locator("h3")).to_have_text("<script>alert(4)</script>")
+        playwright_api.expect(article).to_contain_text("<script>alert(2)</script> was painted")
+        assert article.locator("a[href^='javascript']").count() == 0
+
+        page.click("#compare")
+        row = page.locator("#compare-panel tbody tr", has_text="Marlow Times")
+        playwright_api.expect(row.locator("th")).to_have_text(_MARKUP_OUTLET)
+        playwright_api.expect(row).to_contain_text('<img src=x onerror="alert(1)">')
+
+        page.locator("#sources-panel").hover()
+        page.wait_for_timeout(300)  # give an injected handler the chance to fire
+        assert dialogs == []
+        assert (
+            page.locator("img[src='x'], #sources-panel b, #compare-panel b, script:text('alert')").count()
+            == 0
+        )
+        _shot(page, "markup-in-articles")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../README.md:0:10", "/etc/passwd:0:10", "..%2F..%2Fetc%2Fpasswd:0:5", "no-such-article:0:5", "x"],
+)
+def test_the_article_view_opens_only_indexed_articles(page, key: str) -> None:
+    page.evaluate("key => window.newsqaOpenCitation(key)", key)
+    playwright_api.expect(page.locator("#article-panel")).to_contain_text("that citation cannot be opened")
+    assert page.locator("#article-panel .article-body").count() == 0
+
+
+class _FaultyEngine(Engine):
+    """The real engine, with one injected fault: a question holding "kaboom" raises."""
+
+    def ask(self, question: str, *args, **kwargs):
+        if "kaboom" in question:
+            raise RuntimeError("injected fault")
+        return super().ask(question, *args, **kwargs)
+
+
+def test_a_question_that_raises_in_the_engine_gets_a_short_error_and_the_next_works(
+    browser, bundled_index: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_app(_FaultyEngine.open(ROOT / "data" / "corpus", bundled_index, progress=False))
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#question textarea")
+        failed = _ask(page, "Who said kaboom?")
+        playwright_api.expect(failed).to_contain_text("something went wrong on our side")
+        assert "injected fault" not in failed.inner_text() and "Traceback" not in failed.inner_text()
+        playwright_api.expect(_ask(page, DIRECTOR)).to_contain_text("Max Tweedie")
+        _shot(page, "engine-fault")
+    finally:
+        context.close()
+        app.close()
+    logged = [r for r in caplog.records if r.name == "qa.webapp" and r.exc_info]
+    assert logged and "injected fault" in caplog.text and "Traceback" in caplog.text

@@ -92,7 +92,7 @@ def test_empty_question_and_missing_corpus_are_clear_errors(tmp_path: Path, bund
     assert "qa: error: the question is empty" in empty.stderr
     assert "Traceback" not in empty.stderr
     missing = _qa("ask", "Who?", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i"))
-    assert missing.returncode == 1 and "corpus folder not found" in missing.stderr
+    assert missing.returncode == 2 and "corpus folder not found" in missing.stderr
 
 
 def test_index_command_reports_counts(tmp_path: Path) -> None:
