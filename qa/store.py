@@ -119,6 +119,8 @@ def load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
     if manifest is None:
         raise IndexStoreError(f"no readable {MANIFEST} in {index_dir}")
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise IndexStoreError(f"{MANIFEST} does not match its own checksum")
     try:
         # Checked before any file is opened: a damaged tantivy or FAISS file
         # can crash its reader instead of raising.
@@ -300,8 +302,17 @@ def _write_index(
             if path.is_file() and not path.name.startswith(".tantivy-")
         },
     }
+    # A change inside the manifest (a size, a checksum) must name the manifest,
+    # not the file whose entry it altered.
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     # The manifest is written last: a folder without one is never a valid index.
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's content other than this digest itself."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _sha256(path: Path) -> str:

@@ -108,7 +108,8 @@ def test_cli_eval_json_and_report(
     assert status == 0
     figures = json.loads(out)
     assert figures["questions"] == 3
-    assert set(figures["runs"]) == {"hybrid", "bm25", "dense"}
+    assert set(figures["runs"]) == set(MODES)
+    assert figures["reader"]["id"] == "newsqa-reader" and len(figures["reader"]["sha256"]) == 64
     assert 0.0 <= figures["runs"]["hybrid"]["mrr@10"] <= 1.0
     assert (report / REPORT_FILE).is_file()
     assert all((report / plot).is_file() for plot in (SCORES_PLOT, HIT_PLOT, SWEEP_PLOT))

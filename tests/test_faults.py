@@ -28,6 +28,7 @@ from qa.embed import Embedder
 from qa.engine import Engine
 from qa.errors import IndexStoreError
 from qa.jsonout import result_json
+from qa.reader import Reader
 from qa.settings import Settings
 from qa.store import MANIFEST, load_index, lock_path, read_manifest
 
@@ -96,8 +97,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def baseline(built: tuple[Path, Path], embedder: Embedder) -> list[list[dict]]:
-    return _answers(Engine(load_index(built[1]), embedder, Settings(), ()))
+def reader() -> Reader:
+    """The shipped reader, loaded once, as Engine.open uses it."""
+    reader = Reader()
+    reader.model  # noqa: B018
+    return reader
+
+
+@pytest.fixture(scope="module")
+def baseline(built: tuple[Path, Path], embedder: Embedder, reader: Reader) -> list[list[dict]]:
+    return _answers(Engine(load_index(built[1]), embedder, Settings(), (), reader))
 
 
 def _leftovers(index: Path) -> list[str]:
@@ -125,7 +134,11 @@ def _start_build(server: subprocess.Popen[str], corpus: Path, index: Path) -> in
 
 
 def test_sigkill_during_builds_never_loses_the_index(
-    tmp_path: Path, fork_server: subprocess.Popen[str], embedder: Embedder, baseline: list[list[dict]]
+    tmp_path: Path,
+    fork_server: subprocess.Popen[str],
+    embedder: Embedder,
+    reader: Reader,
+    baseline: list[list[dict]],
 ) -> None:
     rng = random.Random(SEED)
     corpus = _small_corpus(tmp_path / "corpus")
@@ -153,7 +166,7 @@ def test_sigkill_during_builds_never_loses_the_index(
             os.kill(pid, signal.SIGKILL)
         status = int(fork_server.stdout.readline())
         killed += os.WIFSIGNALED(status)
-        assert _answers(Engine(load_index(index), embedder, Settings(), ())) == baseline
+        assert _answers(Engine(load_index(index), embedder, Settings(), (), reader)) == baseline
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} builds were killed before finishing"
 
     _start_build(fork_server, corpus, index)
