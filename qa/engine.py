@@ -20,7 +20,15 @@ from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
 from qa.fusion import reciprocal_rank_fusion, score_blend
 from qa.lexical import date_key
-from qa.reader import DEFAULT_READER, Reader, reader_candidate, reader_identity, reader_question, rerank
+from qa.reader import (
+    DEFAULT_READER,
+    Reader,
+    no_reader,
+    reader_candidate,
+    reader_identity,
+    reader_question,
+    rerank,
+)
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
@@ -311,11 +319,10 @@ class Engine:
     ) -> list[ScoredSentence]:
         """Re-rank the best candidates by the reader blended with their evidence."""
         assert self._reader is not None
+        context = self._reader.context_chars
         texts = [
             reader_candidate(
-                sentence_text(self._data, s.sentence_id),
-                sentence_before(self._data, s.sentence_id),
-                self._reader.context_chars,
+                sentence_text(self._data, s.sentence_id), sentence_before(self._data, s.sentence_id), context
             )
             for s in scored
         ]
@@ -454,7 +461,7 @@ class Engine:
 
 def _open_reader(name: str | None, note: Callable[[str], None]) -> Reader | None:
     """Load the reader now, so a bad file is reported at start, not on the first question."""
-    if name is not None and name.lower() == "none":
+    if no_reader(name):
         return None
     reader = Reader(name)
     try:

@@ -18,7 +18,6 @@ name already in the user's cache) loads as it is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -28,14 +27,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.embed import DEFAULT_MODEL, quiet_transformers, resolve_model_location
+from qa.embed import DEFAULT_MODEL, model_id, quiet_transformers, resolve_model_location
 from qa.errors import ModelError
 from qa.extract import ScoredSentence
+from qa.store import file_sha256
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 DEFAULT_READER = "newsqa-reader"
+NO_READER = "none"
 # Written by ``qa train-reader`` beside the delta weights.
 READER_META = "reader.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -46,8 +47,9 @@ MAX_LENGTH = 96
 # candidate the reader sees, enough for the name a pronoun refers to. A
 # trained reader records its own value in reader.json; 0 means none.
 CONTEXT_CHARS = 240
-# Embedding tensors the shipped reader takes from the packaged model.
-_SHARED_PREFIX = "bert.embeddings."
+# Embedding tensors the shipped reader takes from the packaged model (frozen
+# in training, so not saved with it).
+SHARED_PREFIX = "bert.embeddings."
 
 
 def default_reader_dir() -> Path:
@@ -77,27 +79,16 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(values, dtype=np.float64)))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def reader_id(name_or_path: str | None) -> str:
-    """The stable identity of a reader for the manifest and reports."""
-    if not name_or_path or name_or_path == DEFAULT_READER:
-        return DEFAULT_READER
-    path = Path(name_or_path).expanduser()
-    return str(path.resolve()) if path.exists() else name_or_path
+def no_reader(name_or_path: str | None) -> bool:
+    """Whether ``--reader`` asked for no reader at all ("none")."""
+    return name_or_path is not None and name_or_path.lower() == NO_READER
 
 
 def reader_identity(name_or_path: str | None) -> dict[str, str] | None:
     """The id and recorded sha256 of a reader, read without loading it; None for "none"."""
-    if name_or_path is not None and name_or_path.lower() == "none":
+    if no_reader(name_or_path):
         return None
-    rid = reader_id(name_or_path)
+    rid = model_id(name_or_path, DEFAULT_READER)
     folder = default_reader_dir() if rid == DEFAULT_READER else Path(rid)
     try:
         sha = str(json.loads((folder / READER_META).read_text(encoding="utf-8"))["sha256"])
@@ -117,7 +108,7 @@ class Reader:
     """
 
     def __init__(self, name_or_path: str | None = None, int8: bool = True) -> None:
-        self.reader_id = reader_id(name_or_path)
+        self.reader_id = model_id(name_or_path, DEFAULT_READER)
         self.int8 = int8
         self._model: CrossEncoder | None = None
         self.sha256 = ""
@@ -246,7 +237,7 @@ def shared_embeddings(base: str) -> dict[str, object]:
     return {
         f"bert.{name}": tensor.float()
         for name, tensor in tensors.items()
-        if name.startswith("embeddings.") and not name.endswith("position_ids")
+        if f"bert.{name}".startswith(SHARED_PREFIX) and not name.endswith("position_ids")
     }
 
 

@@ -159,7 +159,6 @@ def build_examples(
     other paragraphs of the same article (which retrieval also brings up).
     """
     # Every sentence of every document, with the text the reader will see.
-    sentence_doc: list[str] = []
     sentence_text: list[str] = []
     reader_text: list[str] = []
     first: dict[str, int] = {}
@@ -167,19 +166,17 @@ def build_examples(
         first[key] = len(sentence_text)
         for i, (start, end) in enumerate(doc.spans):
             before = doc.text[doc.spans[i - 1][0] : doc.spans[i - 1][1]] if i else ""
-            sentence_doc.append(key)
             sentence_text.append(doc.text[start:end])
             reader_text.append(reader_candidate(doc.text[start:end], before, context_chars))
-    by_group: dict[str, list[int]] = {}
+    pools: dict[str, list[int]] = {}
     for key, doc in docs.items():
-        pool_key = doc.group if doc.group != "news" else key
-        by_group.setdefault(pool_key, []).extend(range(first[key], first[key] + len(doc.spans)))
+        pools.setdefault(_pool(doc), []).extend(range(first[key], first[key] + len(doc.spans)))
     sentence_vectors = embedder.encode(sentence_text, progress=progress)
     question_vectors = embedder.encode([q.question for q in questions], progress=progress)
     examples = []
     for q, vector in zip(questions, question_vectors, strict=True):
         doc = docs[q.doc_key]
-        pool = by_group[doc.group if doc.group != "news" else q.doc_key]
+        pool = pools[_pool(doc)]
         gold = None if q.answer_start is None else first[q.doc_key] + gold_sentence(doc, q.answer_start)
         answer = normalize_answer(q.answer or "")
         ranked = sorted(pool, key=lambda sid: -float(sentence_vectors[sid] @ vector))
@@ -201,6 +198,11 @@ def build_examples(
             )
         )
     return examples
+
+
+def _pool(doc: Document) -> str:
+    """Where a question's negatives come from: its news article, or its whole XQuAD article."""
+    return doc.key if doc.group == "news" else doc.group
 
 
 def fold_of(group: str, groups: Sequence[str], folds: int) -> int:

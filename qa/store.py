@@ -131,7 +131,7 @@ def load_index(index_dir: Path) -> IndexData:
             actual = path.stat().st_size
             if actual != size:
                 raise IndexStoreError(f"{name} is {actual} bytes, manifest says {size}")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise IndexStoreError(f"{name} does not match its checksum in the manifest")
         counts = manifest["counts"]
         articles = tuple(_read_articles(index_dir / "articles.jsonl"))
@@ -297,7 +297,7 @@ def _write_index(
         # Every file, tantivy's included, with its size and sha256: a damaged
         # file is named on load instead of being misread.
         "files": {
-            path.relative_to(folder).as_posix(): [path.stat().st_size, _sha256(path)]
+            path.relative_to(folder).as_posix(): [path.stat().st_size, file_sha256(path)]
             for path in sorted(folder.rglob("*"))
             if path.is_file() and not path.name.startswith(".tantivy-")
         },
@@ -315,7 +315,8 @@ def _manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):

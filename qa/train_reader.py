@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.embed import DEFAULT_MODEL, Embedder, quiet_transformers, resolve_model_location
-from qa.reader import MAX_LENGTH, READER_META, WEIGHTS_FILE, file_sha256
+from qa.reader import MAX_LENGTH, READER_META, SHARED_PREFIX, WEIGHTS_FILE
 from qa.readerdata import (
     ReaderExample,
     build_examples,
@@ -37,6 +37,7 @@ from qa.readerdata import (
     load_sources,
     split_by_fold,
 )
+from qa.store import file_sha256
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def train_reader(
     hf_model, tokenizer = model.model, model.tokenizer
     head, body = [], []
     for name, param in hf_model.named_parameters():
-        param.requires_grad = not name.startswith("bert.embeddings.")
+        param.requires_grad = not name.startswith(SHARED_PREFIX)
         if param.requires_grad:
             (head if name.startswith(("classifier.", "bert.pooler.")) else body).append(param)
     trainable = head + body
@@ -193,9 +194,7 @@ def _save(model, out_dir: Path, meta: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="qa-reader-") as tmp:
         model.save(tmp)
         full = load_file(str(Path(tmp) / WEIGHTS_FILE))
-        delta = {
-            k: v.half().contiguous() for k, v in sorted(full.items()) if not k.startswith("bert.embeddings.")
-        }
+        delta = {k: v.half().contiguous() for k, v in sorted(full.items()) if not k.startswith(SHARED_PREFIX)}
         for item in Path(tmp).iterdir():
             if item.name in (WEIGHTS_FILE, "README.md"):
                 continue

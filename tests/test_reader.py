@@ -19,12 +19,12 @@ from qa.reader import (
     WEIGHTS_FILE,
     Reader,
     default_reader_dir,
-    file_sha256,
     reader_candidate,
     reader_question,
     rerank,
     sigmoid,
 )
+from qa.store import file_sha256
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 
