@@ -310,7 +310,9 @@ def serve(
         The exit status (0).
     """
     # Tracebacks of failed questions go to stderr, with a time to match them by.
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # WARNING, not INFO: the tracebacks are logged as errors, and INFO would let
+    # every library's load messages and HTTP requests into the same stream.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     engine = Engine.open(corpus_dir, index_dir, model=model, progress=True, reader=reader)
     app = build_app(engine)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
