@@ -6,20 +6,17 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
 from qa.corpus import load_corpus, parse_date
-from qa.dense import search_dense
 from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_question
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
-from qa.fusion import reciprocal_rank_fusion, score_blend
-from qa.lexical import date_key
 from qa.reader import (
     DEFAULT_READER,
     Reader,
@@ -30,6 +27,7 @@ from qa.reader import (
     rerank,
 )
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
+from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
 from qa.store import (
@@ -57,19 +55,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 HISTORY_WEIGHT = 0.6
 
 
-@dataclass(frozen=True)
-class QueryFilters:
-    """Validated filters: canonical outlet names and ISO dates."""
-
-    outlets: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.outlets or self.since or self.until)
-
-
 class Engine:
     """Answers questions from one indexed corpus.
 
@@ -84,6 +69,7 @@ class Engine:
         settings: Settings,
         notices: Sequence[str],
         reader: Reader | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._data = data
         self._embedder = embedder
@@ -94,14 +80,8 @@ class Engine:
         self.corpus_problems: tuple[str, ...] = ()
         self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
         self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
-        self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
-        # Per-article values spread to passages by indexing, not a Python loop
-        # over every passage (millions in a large archive, and again per view).
-        owner = data.passages[:, 0]
-        self._passage_outlet = np.array(
-            [self._outlet_codes[a.outlet] for a in data.articles], dtype=np.int64
-        )[owner]
-        self._passage_date = np.array([date_key(a.date) for a in data.articles], dtype=np.int64)[owner]
+        self._filter = PassageFilter(data, self.outlets)
+        self._retriever = retriever or LocalRetriever(data, self._filter)
         self._num_passages = len(data.passages)
 
     @classmethod
@@ -236,7 +216,7 @@ class Engine:
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         filters = self.check_filters(outlets, since, until)
-        allowed = self._allowed_passages(filters)
+        allowed = self._filter.allowed(filters)
         if allowed is not None and allowed.size == 0:
             notices.append("no article matches the outlet and date filters")
 
@@ -254,20 +234,7 @@ class Engine:
         if previous:
             weighted_terms += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
 
-        depth = self.settings.retrieve_depth
-        runs = []
-        if self.settings.retrieval in ("hybrid", "dense"):
-            hits = search_dense(self._data.dense, query_vector, depth, allowed)
-            runs.append((hits, self.settings.dense_weight))
-        if self.settings.retrieval in ("hybrid", "bm25"):
-            hits = lexical.search(weighted_terms, depth, filters.outlets, filters.since, filters.until)
-            runs.append((hits, 1.0 - self.settings.dense_weight))
-        if self.settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion(
-                [[pid for pid, _ in hits] for hits, _ in runs], k=self.settings.rrf_k
-            )
-        else:
-            fused = score_blend(runs)
+        fused = retrieve(self._retriever, query_vector, weighted_terms, filters, self.settings)
         shaped = Question(question, query_vector, question_terms, question_shape(question))
         answers = self._extract(shaped, previous, fused, top_k)
         passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
@@ -397,22 +364,6 @@ class Engine:
             raise InputError(f"since ({checked[0]}) is after until ({checked[1]})")
         return QueryFilters(tuple(chosen), checked[0], checked[1])
 
-    def _allowed_passages(self, filters: QueryFilters) -> np.ndarray | None:
-        if not filters.active:
-            return None
-        mask = np.ones(self._num_passages, dtype=bool)
-        if filters.outlets:
-            codes = [self._outlet_codes[o] for o in filters.outlets]
-            mask &= np.isin(self._passage_outlet, codes)
-        # Undated articles (key 0) fall outside any date range: their date is unknown.
-        if filters.since or filters.until:
-            mask &= self._passage_date > 0
-        if filters.since:
-            mask &= self._passage_date >= date_key(filters.since)
-        if filters.until:
-            mask &= self._passage_date <= date_key(filters.until)
-        return np.flatnonzero(mask)
-
     @staticmethod
     def _referred_history(question: str, history: Sequence[str]) -> str | None:
         """The earlier question a follow-up refers back to, if any."""
@@ -436,11 +387,11 @@ class Engine:
             spec["passage_stride"],
         ):
             raise ValueError("passage size and stride are fixed by the index; open another index")
-        return Engine(self._data, self._embedder, settings, self.notices, self._reader)
+        return Engine(self._data, self._embedder, settings, self.notices, self._reader, self._retriever)
 
     def with_reader(self, reader: Reader | None) -> Engine:
         """A view of this engine answering with another reader (None: evidence alone)."""
-        return Engine(self._data, self._embedder, self.settings, self.notices, reader)
+        return Engine(self._data, self._embedder, self.settings, self.notices, reader, self._retriever)
 
     @property
     def reader(self) -> Reader | None:
