@@ -205,7 +205,7 @@ def test_every_damaged_index_file_is_named_on_load(
 
 @pytest.mark.parametrize(
     ("name", "how"),
-    [("articles.jsonl", "patched"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
+    [("articles.sqlite", "patched"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
 )
 def test_a_damaged_index_is_rebuilt_with_a_notice_naming_the_file(
     tmp_path: Path, built: tuple[Path, Path], baseline: list[list[dict]], name: str, how: str
