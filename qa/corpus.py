@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,36 @@ def read_sources(raw: bytes) -> tuple[dict[str, SourceRow], list[str]]:
             url=(row.get("url") or "").strip(),
         )
     return rows, problems
+
+
+def corpus_signature(path: Path) -> str:
+    """A fingerprint of the corpus from file metadata alone (no file is read).
+
+    It changes when a file is added, removed, resized or touched, so a start
+    whose signature matches the one recorded in the index can skip reading
+    the corpus. For a folder: each non-hidden regular file's name, size and
+    modification time; for a file: its size and modification time.
+
+    Raises:
+        CorpusError: the path does not exist or cannot be listed.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                stats = sorted(
+                    (e.name, e.stat()) for e in entries if e.is_file() and not e.name.startswith(".")
+                )
+        else:
+            stats = [("", path.stat())]
+    except FileNotFoundError:
+        raise CorpusError(f"corpus folder not found: {path}") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read the corpus {path}: {exc.strerror}") from exc
+    for name, stat in stats:
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def load_corpus(corpus_dir: Path) -> CorpusLoad:
