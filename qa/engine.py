@@ -102,7 +102,8 @@ class Engine:
         reported in ``engine.notices``. A stale index is never used.
 
         Args:
-            corpus_dir: folder of article files and optional ``sources.csv``.
+            corpus_dir: folder of article files and optional ``sources.csv``,
+                or a ``.jsonl``/``.csv`` archive file (see ``qa.archive``).
             index_dir: where the index lives (created if missing).
             model: sentence-transformers name or path; ``None`` keeps the
                 model the index was built with (the packaged MiniLM for a new one).
@@ -124,7 +125,7 @@ class Engine:
             if progress:
                 print(f"qa: {message}", file=sys.stderr, flush=True)
 
-        corpus = load_corpus(corpus_dir)
+        corpus = load_corpus(corpus_dir, progress=progress)
         for problem in corpus.problems:
             note(problem)
         manifest = read_manifest(index_dir)
