@@ -204,9 +204,10 @@ class _HashingReader(io.RawIOBase):
 class _Lines:
     """The numbered, decoded lines of a byte stream, none held whole past MAX_LINE_BYTES.
 
-    A line over that size, or not UTF-8, is read past and yielded as a bare
-    newline, so a parser stays in step; its problem waits in ``problems``
-    under its line number for the row that holds it to claim.
+    A line over that size is read past and yielded as a bare newline; one that
+    is not UTF-8 is yielded decoded with stand-in characters. Either way its
+    problem waits in ``problems`` under its line number for the row that
+    holds it to claim and report.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -229,7 +230,8 @@ class _Lines:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 self.problems[self.number] = f"not UTF-8 text (bad byte at column {exc.start + 1})"
-                yield "\n"
+                # Decoded with stand-ins, not dropped: its quotes and commas keep a CSV parser in step.
+                yield raw.decode("utf-8", "replace")
 
     def claim(self, last: int) -> tuple[int, str] | None:
         """The first unclaimed bad line up to ``last`` and its problem; all up to ``last`` are claimed."""
