@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "index",
         help="build (or refresh) the index of a corpus",
         description="Split, embed and index a corpus. Skips the work if the index is current.",
-        epilog="example:\n  qa index --corpus data/corpus --index index/",
+        epilog="examples:\n  qa index --corpus data/corpus --index index/\n"
+        "  qa index --corpus export/articles.jsonl --index archive-index/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_location_options(index)
@@ -182,7 +183,8 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         "--corpus",
         type=Path,
         default=DEFAULT_CORPUS,
-        help=f"corpus folder: article files plus optional sources.csv (default {DEFAULT_CORPUS})",
+        help="corpus: a folder of .txt files (plus optional sources.csv), or a .jsonl/.csv archive "
+        f"(optionally .gz) of one article a row (default {DEFAULT_CORPUS})",
     )
     parser.add_argument(
         "-i",

@@ -107,7 +107,8 @@ class Engine:
         times match those the index recorded.
 
         Args:
-            corpus_dir: folder of article files and optional ``sources.csv``.
+            corpus_dir: folder of article files and optional ``sources.csv``,
+                or a ``.jsonl``/``.csv`` archive file (see ``qa.archive``).
             index_dir: where the index lives (created if missing).
             model: sentence-transformers name or path; ``None`` keeps the
                 model the index was built with (the packaged MiniLM for a new one).
@@ -129,7 +130,7 @@ class Engine:
             if progress:
                 print(f"qa: {message}", file=sys.stderr, flush=True)
 
-        opening = _Opening(corpus_dir, note)
+        opening = _Opening(corpus_dir, note, progress)
         manifest = read_manifest(index_dir)
         if model is None:
             model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
@@ -460,9 +461,10 @@ def _open_reader(name: str | None, note: Callable[[str], None]) -> Reader | None
 class _Opening:
     """The corpus as Engine.open needs it: read at most once, and only when the index cannot vouch for it."""
 
-    def __init__(self, corpus_dir: Path, note: Callable[[str], None]) -> None:
+    def __init__(self, corpus_dir: Path, note: Callable[[str], None], progress: bool) -> None:
         self._dir = corpus_dir
         self._note = note
+        self._progress = progress
         self.signature = corpus_signature(corpus_dir)
         self._load: CorpusLoad | None = None
         self._stored: CorpusRecord | None = None
@@ -480,7 +482,7 @@ class _Opening:
     def corpus(self) -> CorpusLoad:
         """The corpus, read now if it was not read yet (its problems reported once)."""
         if self._load is None:
-            self._load = load_corpus(self._dir)
+            self._load = load_corpus(self._dir, progress=self._progress)
             if self._stored is None:
                 for problem in self._load.problems:
                     self._note(problem)

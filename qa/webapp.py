@@ -297,7 +297,7 @@ def serve(
     """Open (building on first start) the index, then serve the chat until interrupted.
 
     Args:
-        corpus_dir: folder of article files and ``sources.csv``.
+        corpus_dir: folder of article files and ``sources.csv``, or a ``.jsonl``/``.csv`` archive file.
         index_dir: index folder; built with progress bars when missing or stale.
         model: sentence-transformers model, or None for the index's own.
         host: address to listen on.
