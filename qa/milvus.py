@@ -184,14 +184,19 @@ class MilvusRetriever:
     def _search(self, data: list[Any], field: str, k: int, filters: QueryFilters) -> Hits:
         if k <= 0:
             return []
-        hits = self._client.search(
-            self._collection,
-            data=data,
-            anns_field=field,
-            limit=k,
-            filter=filter_expression(filters),
-            output_fields=[],
-        )[0]
+        from pymilvus import MilvusException
+
+        try:
+            hits = self._client.search(
+                self._collection,
+                data=data,
+                anns_field=field,
+                limit=k,
+                filter=filter_expression(filters),
+                output_fields=[],
+            )[0]
+        except MilvusException as exc:
+            raise IndexStoreError(f"Milvus search in collection {self._collection!r} failed: {exc}") from exc
         # milvus-lite reports BM25 as a negative distance and a server as a
         # positive score; BM25 is never negative, so the magnitude is the score
         # on both. Inner products (the dense run) keep their sign.

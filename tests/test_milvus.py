@@ -207,7 +207,7 @@ def test_dev_questions_get_the_same_top_answer(engine: Engine, milvus_engine: En
         first, second = local.answers[:2]
         assert first.score - second.score < 1e-3, q["id"]
         assert top_answer(milvus) == (second.text, second.citations[0].doc_id, second.citations[0].start)
-    assert len(differing) <= 2, differing
+    assert len(differing) <= 1, differing  # measured: q13 alone
 
 
 def test_a_quoted_outlet_name_filters_exactly_and_cannot_widen_the_filter(
