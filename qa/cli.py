@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the web chat (same as python app.py)",
         description="Start the Gradio chat app over a corpus.",
         epilog="examples:\n  qa serve --port 7860\n"
-        "  qa serve --backend milvus --uri http://milvus.internal:19530   # after qa index with the same",
+        "  qa serve --backend milvus --uri http://milvus.internal:19530   # once qa index has loaded it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_location_options(serve)
@@ -232,6 +232,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--collection",
         default=None,
+        metavar="NAME",
         help=f"with --backend milvus: the collection's name (default {DEFAULT_COLLECTION})",
     )
 
