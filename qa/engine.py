@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from qa.reader import (
 )
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve
-from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
 from qa.store import (
     CORPUS_CHANGED,
@@ -96,6 +97,10 @@ class Engine:
         rebuild: bool = False,
         progress: bool = True,
         reader: str | None = None,
+        backend: Literal["local", "milvus"] = "local",
+        uri: str | None = None,
+        collection: str | None = None,
+        sync: bool = False,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
@@ -120,10 +125,33 @@ class Engine:
                 corrupt, is skipped with a notice so the engine still answers.
             progress: show progress bars while building, and print each
                 notice to stderr as it happens.
+            backend: where passages are retrieved: ``"local"`` (FAISS and
+                tantivy in ``index_dir``) or ``"milvus"`` (a collection at ``uri``;
+                the local index still picks and cites the answers).
+            uri: with ``"milvus"``: a milvus-lite file ending in ``.db`` or a
+                server URL ``http(s)://host:port`` (qa.milvus.connect).
+            collection: the Milvus collection; ``None`` for ``newsqa_passages``.
+            sync: with ``"milvus"``: load the index's live passages into the
+                collection first; without it a collection out of step with the
+                index raises IndexStoreError.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
         notices: list[str] = []
+        if backend not in ("local", "milvus"):
+            raise InputError(f"backend must be 'local' or 'milvus', got {backend!r}")
+        if backend == "milvus" and uri is None:
+            raise InputError(
+                "backend 'milvus' needs a URI (--uri): a milvus-lite file ending in .db "
+                "or a server URL http(s)://host:port"
+            )
+        if backend == "local" and uri is not None:
+            raise InputError(f"a URI ({uri!r}) is only used with backend 'milvus' (--backend milvus)")
+        if uri is not None:
+            from qa.milvus import check_target, open_retriever
+
+            collection = collection or DEFAULT_COLLECTION
+            check_target(uri, collection)
 
         def note(message: str) -> None:
             notices.append(message)
@@ -197,7 +225,10 @@ class Engine:
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        engine = cls(data, embedder, settings, notices, _open_reader(reader, note))
+        retriever = None
+        if uri is not None:
+            retriever = open_retriever(uri, data, collection, sync, progress, note)
+        engine = cls(data, embedder, settings, notices, _open_reader(reader, note), retriever)
         engine.corpus_problems = opening.record().problems
         use_one_thread_per_question()
         return engine
