@@ -162,7 +162,8 @@ def corpus_signature(path: Path | str) -> str:
         else:
             stats = [(path.name, path.stat())]
     except FileNotFoundError as exc:
-        raise CorpusError(f"corpus not found: {path}") from exc
+        kind = "file" if archive_suffix(path) is not None else "folder"
+        raise CorpusError(f"corpus {kind} not found: {path}") from exc
     except OSError as exc:
         raise CorpusError(f"cannot read the corpus {path}: {exc.strerror}") from exc
     if not path.is_dir() and archive_suffix(path) is None:

@@ -353,7 +353,7 @@ def test_signature_of_an_archive_follows_its_size_and_time(tmp_path: Path) -> No
     folder.mkdir()
     os.link(path, folder / "a.jsonl")
     assert corpus_signature(folder) != corpus_signature(path), "a folder of one archive is another corpus"
-    with pytest.raises(CorpusError, match="corpus not found"):
+    with pytest.raises(CorpusError, match="corpus file not found"):
         corpus_signature(tmp_path / "gone.jsonl")
     with pytest.raises(CorpusError, match="neither a folder nor an archive file"):
         corpus_signature(_jsonl(tmp_path / "a.txt", "x"))
