@@ -1,26 +1,108 @@
-"""The FAISS index over passage embeddings."""
+"""The FAISS index over passage embeddings: exact for small archives, approximate for large ones.
+
+The index type is chosen by size here and nowhere else (``choose_factory``);
+everything else reads the index through FAISS' generic API. Figures behind
+the constants: benchmarks/results/scale.json (docs/performance.md), measured
+on a shared 2-core machine with real MiniLM embeddings.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
-# Exact inner-product search: with unit vectors this is cosine similarity. A
-# flat scan answers in about 10 ms at 100k passages and 100 ms at 1M on one core
-# (benchmarks/results/retrieval.json); beyond that an approximate index pays.
-# Change this one string (e.g. "HNSW32,Flat" or "IVF4096,Flat") for larger
-# archives; everything else reads the index through faiss' generic API.
-INDEX_FACTORY = "Flat"
+# Exact inner-product search: with unit vectors this is cosine similarity.
+EXACT_FACTORY = "Flat"
+# The name qa/store.py records in its manifest today. A store that builds
+# with the default factory should record ``choose_factory(n)`` instead, so an
+# index built exact and one built approximate are told apart.
+INDEX_FACTORY = EXACT_FACTORY
+
+# A flat scan costs about 0.09 ms per 1,000 passages on one core (9 ms at
+# 100k, 105 ms at 1M: benchmarks/results/retrieval.json, scale.json). Up to
+# 50k passages it stays under 5 ms, half the 10 ms retrieval budget, and is
+# exact and free to build; above, a graph answers in about 1 ms at any size.
+EXACT_MAX_PASSAGES = 50_000
+
+# HNSW with 32 links a node over 8-bit scalar-quantised vectors: 384 bytes a
+# vector instead of 1,536, plus about 260 bytes of links, so 1M passages take
+# about 0.65 GB of RAM (float vectors alone would take 1.5 GB). 8-bit codes of
+# MiniLM vectors keep recall@10 against exact float search above 0.95
+# (scale.json); product quantisation (PQ) was not needed to fit in 1 GB and
+# loses more recall.
+APPROXIMATE_FACTORY = "HNSW32,SQ8"
+
+# Candidates a graph search keeps (HNSW efSearch): the smallest of the values
+# tried (32 to 256) that reached recall@10 >= 0.95 at 1M passages with real
+# question embeddings (scale.json, "ef_sweep"), rounded up for headroom.
+EF_SEARCH = 128
+# Inverted-file indexes (an "IVF..." factory) probe this many lists a query.
+NPROBE = 32
+
+# Build: vectors are added this many at a time, so the progress bar moves and
+# FAISS' per-call buffers stay small. Quantiser training reads at most
+# TRAIN_SAMPLE vectors, a random sample (8-bit ranges and k-means centroids
+# settle well before that).
+ADD_CHUNK = 50_000
+TRAIN_SAMPLE = 100_000
+
+# A filtered search over a graph first walks the graph keeping only allowed
+# ids. When the filter allows under this fraction of the index, most of the
+# walk is wasted and the answer can come back short, so the allowed rows are
+# scanned exactly instead (scale.json: "search_1pct_filter").
+GRAPH_FILTER_MIN_FRACTION = 0.05
+# Exact scans over at most this many allowed rows decode just those rows;
+# larger ones scan the quantised codes in FAISS with the filter, which skips
+# the decoding of rows outside it.
+RECONSTRUCT_MAX_ROWS = 20_000
 
 
-def build_dense_index(vectors: np.ndarray) -> faiss.Index:
-    """Index unit-length passage vectors; row i gets id i."""
-    index = faiss.index_factory(vectors.shape[1], INDEX_FACTORY, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        index.train(vectors)
-    index.add(vectors)
+def choose_factory(n: int) -> str:
+    """The FAISS factory string for an index of ``n`` passages.
+
+    Args:
+        n: number of passages the index will hold.
+
+    Returns:
+        ``EXACT_FACTORY`` up to ``EXACT_MAX_PASSAGES``, else ``APPROXIMATE_FACTORY``.
+    """
+    return EXACT_FACTORY if n <= EXACT_MAX_PASSAGES else APPROXIMATE_FACTORY
+
+
+def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress: bool = False) -> faiss.Index:
+    """Index unit-length passage vectors; row i gets id i.
+
+    Training and adding use every core; searching later uses one
+    (``load_dense_index``), so the thread count is put back afterwards.
+
+    Args:
+        vectors: float32 array, one unit vector a row.
+        factory: a FAISS factory string; ``None`` means ``choose_factory(len(vectors))``.
+        progress: show a progress bar while adding (for large inputs).
+
+    Returns:
+        The built index, ready to save.
+    """
+    factory = factory or choose_factory(len(vectors))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        if not index.is_trained:
+            index.train(_training_sample(vectors))
+        chunks = range(0, len(vectors), ADD_CHUNK)
+        show = progress and len(chunks) > 1
+        for start in tqdm(chunks, desc="dense index", unit="chunk", file=sys.stderr, disable=not show):
+            index.add(vectors[start : start + ADD_CHUNK])
+    finally:
+        faiss.omp_set_num_threads(threads)
+    _set_search_parameters(index)
     return index
 
 
@@ -29,7 +111,7 @@ def save_dense_index(index: faiss.Index, path: Path) -> None:
 
 
 def load_dense_index(path: Path) -> faiss.Index:
-    """Read an index for querying, one question at a time.
+    """Read an index for querying, one question at a time, at the recall target.
 
     FAISS parallelises a single query's scan over OpenMP threads; on a small
     machine that costs more than it saves (benchmarks/: 1M passages, 2 cores:
@@ -37,24 +119,93 @@ def load_dense_index(path: Path) -> faiss.Index:
     the web app's own threads instead.
     """
     faiss.omp_set_num_threads(1)
-    return faiss.read_index(str(path))
+    index = faiss.read_index(str(path))
+    _set_search_parameters(index)
+    return index
 
 
 def search_dense(
     index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
 ) -> list[tuple[int, float]]:
-    """Top ``k`` (passage id, cosine) for one unit query vector.
+    """Top ``k`` (passage id, cosine) for one unit query vector, best first.
 
-    ``allowed`` restricts the search to those passage ids (outlet/date
-    filters), inside FAISS, so a filter never empties the top k.
+    Args:
+        index: an index from ``build_dense_index`` or ``load_dense_index``.
+        query: one unit vector.
+        k: how many results at most.
+        allowed: passage ids the results must come from (outlet/date
+            filters), or ``None`` for all. A filter never empties the top k:
+            ``min(k, len(allowed))`` results come back however few ids it allows.
+
+    Returns:
+        (passage id, inner product) pairs, highest first.
     """
     if allowed is not None and allowed.size == 0:
         return []
     k = min(k, index.ntotal if allowed is None else int(allowed.size))
     if k <= 0:
         return []
-    params = None
-    if allowed is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
-    scores, ids = index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+    query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    if allowed is None:
+        return _pairs(*index.search(query, k))
+    allowed = allowed.astype(np.int64)
+    if _is_exact(index):
+        return _pairs(
+            *index.search(query, k, params=faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)))
+        )
+    if allowed.size >= GRAPH_FILTER_MIN_FRACTION * index.ntotal:
+        hits = _pairs(*index.search(query, k, params=_approximate_parameters(index, allowed)))
+        if len(hits) == k:
+            return hits
+    return _exact_over(index, query, k, allowed)
+
+
+def _training_sample(vectors: np.ndarray) -> np.ndarray:
+    if len(vectors) <= TRAIN_SAMPLE:
+        return vectors
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), TRAIN_SAMPLE, replace=False))
+    return vectors[rows]
+
+
+def _set_search_parameters(index: faiss.Index) -> None:
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = EF_SEARCH
+    elif isinstance(index, faiss.IndexIVF):
+        index.nprobe = NPROBE
+
+
+def _is_exact(index: faiss.Index) -> bool:
+    return isinstance(index, faiss.IndexFlat)
+
+
+def _approximate_parameters(index: faiss.Index, allowed: np.ndarray) -> faiss.SearchParameters:
+    """Search parameters restricting an approximate index to ``allowed``."""
+    selector = faiss.IDSelectorBatch(allowed)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+    return faiss.SearchParameters(sel=selector)
+
+
+def _exact_over(
+    index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray
+) -> list[tuple[int, float]]:
+    """Exact top ``k`` among the ``allowed`` rows of an approximate index (its stored codes)."""
+    if allowed.size <= RECONSTRUCT_MAX_ROWS:
+        scores = index.reconstruct_batch(allowed) @ query[0]
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(allowed[i]), float(scores[i])) for i in top]
+    selector = faiss.IDSelectorBatch(allowed)
+    if isinstance(index, faiss.IndexHNSW):
+        storage = faiss.downcast_index(index.storage)
+        return _pairs(*storage.search(query, k, params=faiss.SearchParameters(sel=selector)))
+    if isinstance(index, faiss.IndexIVF):
+        return _pairs(
+            *index.search(query, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=index.nlist))
+        )
+    raise ValueError(f"no exact filtered scan for index type {type(index).__name__}")
+
+
+def _pairs(scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
