@@ -129,26 +129,37 @@ def recombined_passages(count: int, seed: int = SEED) -> list[str]:
 def embed_cached(texts: list[str], name: str, progress: bool = True) -> np.ndarray:
     """Unit embeddings of ``texts`` with the packaged model, cached in chunks under build/.
 
-    A chunk file is reused only if its recorded texts' hash matches, so a
-    changed passage list is never paired with stale vectors.
+    A chunk file is named by its texts' hash, so a changed passage list is
+    never paired with stale vectors.
     """
     from qa.embed import Embedder
 
-    folder = CACHE / name
-    folder.mkdir(parents=True, exist_ok=True)
     embedder = Embedder()
     parts = []
     starts = range(0, len(texts), CHUNK)
     for start in tqdm(starts, desc=f"embedding {name}", unit="chunk", file=sys.stderr, disable=not progress):
-        chunk = texts[start : start + CHUNK]
-        key = f"{hash_texts(chunk)}"
-        path = folder / f"{start:08d}-{key}.npy"
+        path = _chunk_path(name, texts, start)
         if not path.exists():
-            vectors = embedder.encode(chunk)
-            np.save(path.with_suffix(".tmp.npy"), vectors)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path.with_suffix(".tmp.npy"), embedder.encode(texts[start : start + CHUNK]))
             path.with_suffix(".tmp.npy").replace(path)
         parts.append(np.load(path))
     return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+
+
+def cached_prefix(texts: list[str], name: str) -> np.ndarray:
+    """The vectors of the longest run of ``texts``, from the start, already embedded by ``embed_cached``."""
+    parts = []
+    for start in range(0, len(texts), CHUNK):
+        path = _chunk_path(name, texts, start)
+        if not path.exists():
+            break
+        parts.append(np.load(path))
+    return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+
+
+def _chunk_path(name: str, texts: list[str], start: int) -> Path:
+    return CACHE / name / f"{start:08d}-{hash_texts(texts[start : start + CHUNK])}.npy"
 
 
 def hash_texts(texts: list[str]) -> str:
