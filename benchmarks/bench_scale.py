@@ -46,7 +46,7 @@ QUESTION_QUERIES = 500
 # Rows of derived vectors generated at once (noise for 100k rows is 150 MB).
 DERIVE_CHUNK = 100_000
 # The efSearch values tried at each size for a graph index (the "ef_sweep").
-EF_SWEEP = (32, 64, 128, 256)
+EF_SWEEP = (64, 128, 256, 512, 1024)
 SEED = 20260901
 
 
@@ -136,20 +136,11 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
     """Every figure for one corpus size, in this process."""
     from real_text import real_questions
 
-    from qa.dense import (
-        EF_SEARCH,
-        build_dense_index,
-        choose_factory,
-        load_dense_index,
-        save_dense_index,
-        search_dense,
-    )
-    from qa.fusion import score_blend
+    from qa.dense import EF_SEARCH, build_dense_index, choose_factory, load_dense_index, save_dense_index
     from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
     from qa.settings import Settings
 
-    settings = Settings()
-    depth, weight = settings.retrieve_depth, settings.dense_weight
+    depth = Settings().retrieve_depth
     factory = factory or choose_factory(size)
     real, held_out, question_vectors = real_vectors()
     rng = np.random.default_rng(SEED)
@@ -202,37 +193,25 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
             for fname in ("none", *filters)
         }
         del vectors
+        terms = [[(t, 1.0) for t in lexical.terms(q)] for q in question_texts]
+        questions = query_sets["questions"]
         sweep = []
         if hasattr(index, "hnsw"):
             for ef in EF_SWEEP:
                 index.hnsw.efSearch = ef
-                sweep.append(
-                    _dense_run(index, query_sets["questions"], None, truth[("questions", "none")], depth)
-                    | {"ef_search": ef}
-                )
+                dense_figures = _dense_run(index, questions, None, truth[("questions", "none")], depth)
+                retrieval = _retrieval_run(index, lexical, questions, terms, (), None)
+                sweep.append({"ef_search": ef, "dense": dense_figures, "retrieval": latency_stats(retrieval)})
             index.hnsw.efSearch = EF_SEARCH
         dense = {
             f"{qname}_{fname}": _dense_run(index, queries, allowed.get(fname), truth[(qname, fname)], depth)
             for qname, queries in query_sets.items()
             for fname in ("none", *filters)
         }
-
-        terms = [[(t, 1.0) for t in lexical.terms(q)] for q in question_texts]
-        bm25, bm25_filtered, combined, combined_filtered = [], [], [], []
-        for query, term_list in zip(query_sets["questions"], terms, strict=True):
-            for outlets_filter, bm25_out, combined_out in (
-                ((), bm25, combined),
-                (broad, bm25_filtered, combined_filtered),
-            ):
-                subset = allowed["10pct"] if outlets_filter else None
-                started = time.perf_counter()
-                lexical_hits = lexical.search(term_list, depth, outlets_filter)
-                bm25_out.append((time.perf_counter() - started) * 1000)
-                started = time.perf_counter()
-                dense_hits = search_dense(index, query, depth, subset)
-                lexical_hits = lexical.search(term_list, depth, outlets_filter)
-                score_blend([(dense_hits, weight), (lexical_hits, 1.0 - weight)])
-                combined_out.append((time.perf_counter() - started) * 1000)
+        bm25 = [_timed(lambda t=t: lexical.search(t, depth)) for t in terms]
+        bm25_filtered = [_timed(lambda t=t: lexical.search(t, depth, broad)) for t in terms]
+        combined = _retrieval_run(index, lexical, questions, terms, (), None)
+        combined_filtered = _retrieval_run(index, lexical, questions, terms, broad, allowed["10pct"])
     return {
         "size": size,
         "factory": factory,
@@ -255,6 +234,33 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
         "retrieval_10pct_filter": latency_stats(combined_filtered),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+
+
+def _timed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
+
+
+def _retrieval_run(index, lexical, queries: np.ndarray, terms: list, outlets: tuple, allowed) -> list[float]:
+    """Milliseconds a query of what the engine runs to retrieve: dense search, BM25 search, fusion.
+
+    The outlet filter is applied as the engine applies it: ids for the dense
+    index, a required outlet clause in tantivy.
+    """
+    from qa.dense import search_dense
+    from qa.fusion import score_blend
+    from qa.settings import Settings
+
+    settings = Settings()
+    depth, weight = settings.retrieve_depth, settings.dense_weight
+
+    def retrieve(query: np.ndarray, term_list: list) -> None:
+        dense_hits = search_dense(index, query, depth, allowed)
+        lexical_hits = lexical.search(term_list, depth, outlets)
+        score_blend([(dense_hits, weight), (lexical_hits, 1.0 - weight)])
+
+    return [_timed(lambda q=q, t=t: retrieve(q, t)) for q, t in zip(queries, terms, strict=True)]
 
 
 def _loaded_ram_mb(path: Path) -> float:
