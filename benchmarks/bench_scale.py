@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,8 @@ QUESTION_QUERIES = 500
 DERIVE_CHUNK = 100_000
 # The efSearch values tried at each size for a graph index (the "ef_sweep").
 EF_SWEEP = (64, 128, 256, 512, 1024)
+# The nprobe values tried for an inverted-file index (same list, "nprobe" runs).
+NPROBE_SWEEP = (16, 32, 64, 128, 256)
 SEED = 20260901
 
 
@@ -136,7 +139,13 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
     """Every figure for one corpus size, in this process."""
     from real_text import real_questions
 
-    from qa.dense import EF_SEARCH, build_dense_index, choose_factory, load_dense_index, save_dense_index
+    from qa.dense import (
+        build_dense_index,
+        choose_factory,
+        load_dense_index,
+        prepare_for_search,
+        save_dense_index,
+    )
     from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
     from qa.settings import Settings
 
@@ -196,13 +205,11 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
         terms = [[(t, 1.0) for t in lexical.terms(q)] for q in question_texts]
         questions = query_sets["questions"]
         sweep = []
-        if hasattr(index, "hnsw"):
-            for ef in EF_SWEEP:
-                index.hnsw.efSearch = ef
-                dense_figures = _dense_run(index, questions, None, truth[("questions", "none")], depth)
-                retrieval = _retrieval_run(index, lexical, questions, terms, (), None)
-                sweep.append({"ef_search": ef, "dense": dense_figures, "retrieval": latency_stats(retrieval)})
-            index.hnsw.efSearch = EF_SEARCH
+        for name, value in _sweep(index):
+            dense_figures = _dense_run(index, questions, None, truth[("questions", "none")], depth)
+            retrieval = _retrieval_run(index, lexical, questions, terms, (), None)
+            sweep.append({name: value, "dense": dense_figures, "retrieval": latency_stats(retrieval)})
+        prepare_for_search(index)
         dense = {
             f"{qname}_{fname}": _dense_run(index, queries, allowed.get(fname), truth[(qname, fname)], depth)
             for qname, queries in query_sets.items()
@@ -215,6 +222,7 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
     return {
         "size": size,
         "factory": factory,
+        "ef_construction": index.hnsw.efConstruction if hasattr(index, "hnsw") else None,
         "real_vectors_in_index": min(size, len(real)),
         "derived_vectors": max(0, size - len(real)),
         "noise_sigma": round(sigma, 4),
@@ -234,6 +242,20 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
         "retrieval_10pct_filter": latency_stats(combined_filtered),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+
+
+def _sweep(index) -> Iterator[tuple[str, int]]:
+    """Set each search-time parameter value of the sweep on ``index`` in turn, yielding (name, value)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexHNSW):
+        for ef in EF_SWEEP:
+            index.hnsw.efSearch = ef
+            yield "ef_search", ef
+    elif isinstance(index, faiss.IndexIVF):
+        for nprobe in NPROBE_SWEEP:
+            index.nprobe = nprobe
+            yield "nprobe", nprobe
 
 
 def _timed(call) -> float:

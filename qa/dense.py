@@ -24,43 +24,48 @@ EXACT_FACTORY = "Flat"
 INDEX_FACTORY = EXACT_FACTORY
 
 # A flat scan costs about 0.09 ms per 1,000 passages on one core (9 ms at
-# 100k, 105 ms at 1M: benchmarks/results/retrieval.json, scale.json). Up to
-# 50k passages it stays under 5 ms, half the 10 ms retrieval budget, and is
-# exact and free to build; above, a graph answers in about 1 ms at any size.
+# 100k, 105 ms at 1M: benchmarks/results/retrieval.json). Up to 50k passages
+# it stays under 5 ms, half the 10 ms retrieval budget, and is exact and free
+# to build; above, an inverted file answers in 1-2 ms at 1M.
 EXACT_MAX_PASSAGES = 50_000
 
-# HNSW with 32 links a node over 8-bit scalar-quantised vectors: 384 bytes a
-# vector instead of 1,536, plus about 260 bytes of links, so 1M passages take
-# about 0.65 GB of RAM (float vectors alone would take 1.5 GB). 8-bit codes of
-# MiniLM vectors keep recall@10 against exact float search above 0.95
-# (scale.json); product quantisation (PQ) was not needed to fit in 1 GB and
-# loses more recall.
-APPROXIMATE_FACTORY = "HNSW32,SQ8"
-
-# Candidates a graph search keeps (HNSW efSearch): the smallest of the values
-# tried that reached recall@10 >= 0.95 against exact search at 1M passages
-# with real question embeddings (scale.json, "ef_sweep"; 0.92 at 128 and
-# 0.96 at 256 already at 100k).
-EF_SEARCH = 256
-# A filtered graph walk keeps only allowed ids, so it needs about k / share
-# candidates to find k of them; capped, since past this the exact scan of
-# the allowed rows below is as fast.
-FILTER_EF_MAX = 1024
-# Inverted-file indexes (an "IVF..." factory) probe this many lists a query.
+# Above that: an inverted file (k-means cells, a query scans the vectors of
+# the NPROBE nearest cells) over 8-bit scalar-quantised vectors, 384 bytes a
+# vector instead of 1,536, so 1M passages take 0.38 GB of RAM. At 1M passages
+# (benchmarks/results/scale.json, real question embeddings) it reached
+# recall@10 0.972 against exact search in 2.1 ms (p50), built in 103 s.
+# Tried and not chosen: HNSW32,SQ8 (0.63 GB, built in 362 s, recall@10 only
+# 0.89 at efSearch 256 and 0.956 at 1024, where it took 8.6 ms); product
+# quantisation was not needed to fit in 1 GB and loses more recall.
+APPROXIMATE_CODEC = "SQ8"
+# Cells: about 4 * sqrt(n) (FAISS' guidance), rounded to a power of two, so a
+# cell holds a few hundred vectors at 1M (4096 cells) and a probe stays cheap.
+CELLS_PER_SQRT_N = 4
+# Cells a query scans: the smallest of 16, 32, 64, 128, 256 whose recall@10 at
+# 1M passages was over 0.95 with headroom (16: 0.958, 32: 0.972; scale.json,
+# "ef_sweep" of the IVF attempt).
 NPROBE = 32
+# For an "HNSW..." factory (not chosen by size, still supported): candidates
+# kept a search (efSearch) and a build insertion (efConstruction, FAISS'
+# default). A filtered walk keeps only allowed ids, so it needs about k /
+# share candidates to find k of them, capped at FILTER_EF_MAX.
+EF_SEARCH = 256
+EF_CONSTRUCTION = 40
+FILTER_EF_MAX = 1024
 
 # Build: vectors are added this many at a time, so the progress bar moves and
-# FAISS' per-call buffers stay small. Quantiser training reads at most
-# TRAIN_SAMPLE vectors, a random sample (8-bit ranges and k-means centroids
-# settle well before that).
+# FAISS' per-call buffers stay small. Training reads at most TRAIN_SAMPLE
+# vectors, a random sample: 8-bit ranges settle long before, and 4096 cells
+# trained on 100k (24 a cell, under FAISS' suggested 39) still gave the
+# recall above while keeping k-means to about a minute on 2 cores.
 ADD_CHUNK = 50_000
 TRAIN_SAMPLE = 100_000
 
-# A filtered search over a graph first walks the graph keeping only allowed
-# ids. When the filter allows under this share of the index, most of the walk
-# is wasted and the answer can come back short, so the allowed rows are
-# scanned exactly instead (scale.json: the "1outlet" filter).
-GRAPH_FILTER_MIN_FRACTION = 0.05
+# A filtered approximate search keeps only allowed ids among what it scans.
+# When the filter allows under this share of the index, most of the scan is
+# wasted and the answer can come back short, so the allowed rows are scanned
+# exactly instead (scale.json: the "1outlet" filter).
+APPROXIMATE_FILTER_MIN_FRACTION = 0.05
 # Exact scans decode just the allowed rows when they are at most this share of
 # the index, else scan every stored code with a bitmap of the allowed ids.
 # Measured on 100k 8-bit codes, one core: decoding costs about 2.6 us a row,
@@ -70,15 +75,21 @@ RECONSTRUCT_MAX_FRACTION = 1 / 200
 
 
 def choose_factory(n: int) -> str:
-    """The FAISS factory string for an index of ``n`` passages.
+    """The FAISS factory string for an index of ``n`` passages: the one place the type is chosen.
 
     Args:
         n: number of passages the index will hold.
 
     Returns:
-        ``EXACT_FACTORY`` up to ``EXACT_MAX_PASSAGES``, else ``APPROXIMATE_FACTORY``.
+        ``EXACT_FACTORY`` up to ``EXACT_MAX_PASSAGES``, else ``approximate_factory(n)``.
     """
-    return EXACT_FACTORY if n <= EXACT_MAX_PASSAGES else APPROXIMATE_FACTORY
+    return EXACT_FACTORY if n <= EXACT_MAX_PASSAGES else approximate_factory(n)
+
+
+def approximate_factory(n: int) -> str:
+    """The inverted-file factory for ``n`` passages, e.g. "IVF4096,SQ8" at 1M."""
+    cells = 2 ** round(np.log2(max(CELLS_PER_SQRT_N * np.sqrt(max(n, 1)), 1)))
+    return f"IVF{cells},{APPROXIMATE_CODEC}"
 
 
 def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress: bool = False) -> faiss.Index:
@@ -98,6 +109,8 @@ def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress:
     factory = factory or choose_factory(len(vectors))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efConstruction = EF_CONSTRUCTION
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     try:
@@ -109,7 +122,7 @@ def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress:
             index.add(vectors[start : start + ADD_CHUNK])
     finally:
         faiss.omp_set_num_threads(threads)
-    _set_search_parameters(index)
+    prepare_for_search(index)
     return index
 
 
@@ -127,7 +140,7 @@ def load_dense_index(path: Path) -> faiss.Index:
     """
     faiss.omp_set_num_threads(1)
     index = faiss.read_index(str(path))
-    _set_search_parameters(index)
+    prepare_for_search(index)
     return index
 
 
@@ -160,7 +173,7 @@ def search_dense(
         return _pairs(
             *index.search(query, k, params=faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)))
         )
-    if allowed.size >= GRAPH_FILTER_MIN_FRACTION * index.ntotal:
+    if allowed.size >= APPROXIMATE_FILTER_MIN_FRACTION * index.ntotal:
         hits = _pairs(*index.search(query, k, params=_approximate_parameters(index, allowed, k)))
         if len(hits) == k:
             return hits
@@ -174,11 +187,18 @@ def _training_sample(vectors: np.ndarray) -> np.ndarray:
     return vectors[rows]
 
 
-def _set_search_parameters(index: faiss.Index) -> None:
+def prepare_for_search(index: faiss.Index) -> None:
+    """Set the search-time parameters that reach the recall target, and what filtered search needs.
+
+    An inverted file also gets its id-to-cell map (8 bytes a vector), so an
+    exact scan of a few allowed rows decodes just those rows.
+    """
     if isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = EF_SEARCH
     elif isinstance(index, faiss.IndexIVF):
         index.nprobe = NPROBE
+        if index.direct_map.type == faiss.DirectMap.NoMap:
+            index.make_direct_map()
 
 
 def _is_exact(index: faiss.Index) -> bool:
