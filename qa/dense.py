@@ -33,17 +33,18 @@ EXACT_MAX_PASSAGES = 50_000
 # the NPROBE nearest cells) over 8-bit scalar-quantised vectors, 384 bytes a
 # vector instead of 1,536, so 1M passages take 0.38 GB of RAM. At 1M passages
 # (benchmarks/results/scale.json, real question embeddings) it reached
-# recall@10 0.972 against exact search in 2.1 ms (p50), built in 103 s.
+# recall@10 0.972 against exact search in 0.9 to 2.1 ms (p50, by machine
+# load), built in 90 to 103 s.
 # Tried and not chosen: HNSW32,SQ8 (0.63 GB, built in 362 s, recall@10 only
 # 0.89 at efSearch 256 and 0.956 at 1024, where it took 8.6 ms); product
 # quantisation was not needed to fit in 1 GB and loses more recall.
 APPROXIMATE_CODEC = "SQ8"
-# Cells: about 4 * sqrt(n) (FAISS' guidance), rounded to a power of two, so a
+# Cells: about 4 * sqrt(n) (the low end of FAISS' 4 to 16 * sqrt(n)), rounded to a power of two, so a
 # cell holds a few hundred vectors at 1M (4096 cells) and a probe stays cheap.
 CELLS_PER_SQRT_N = 4
 # Cells a query scans: the smallest of 16, 32, 64, 128, 256 whose recall@10 at
 # 1M passages was over 0.95 with headroom (16: 0.958, 32: 0.972; scale.json,
-# "ef_sweep" of the IVF attempt).
+# "ef_sweep" of the 1M row).
 NPROBE = 32
 # For an "HNSW..." factory (not chosen by size, still supported): candidates
 # kept a search (efSearch) and a build insertion (efConstruction, FAISS'
@@ -57,7 +58,7 @@ FILTER_EF_MAX = 1024
 # FAISS' per-call buffers stay small. Training reads at most TRAIN_SAMPLE
 # vectors, a random sample: 8-bit ranges settle long before, and 4096 cells
 # trained on 100k (24 a cell, under FAISS' suggested 39) still gave the
-# recall above while keeping k-means to about a minute on 2 cores.
+# recall above while keeping k-means short on 2 cores.
 ADD_CHUNK = 50_000
 TRAIN_SAMPLE = 100_000
 
