@@ -191,30 +191,38 @@ def _training_sample(vectors: np.ndarray) -> np.ndarray:
 def prepare_for_search(index: faiss.Index) -> None:
     """Set the search-time parameters that reach the recall target, and what filtered search needs.
 
-    An inverted file also gets its id-to-cell map (8 bytes a vector), so an
-    exact scan of a few allowed rows decodes just those rows.
+    An inverted file that is not wrapped in an id map (``IDMap,...``) also
+    gets its id-to-cell map (8 bytes a vector), so an exact scan of a few
+    allowed rows decodes just those rows.
     """
-    if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efSearch = EF_SEARCH
-    elif isinstance(index, faiss.IndexIVF):
-        index.nprobe = NPROBE
-        if index.direct_map.type == faiss.DirectMap.NoMap:
-            index.make_direct_map()
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = EF_SEARCH
+    elif isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = NPROBE
+        if inner is index and inner.direct_map.type == faiss.DirectMap.NoMap:
+            inner.make_direct_map()
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    """The index holding the vectors: the one inside an ``IDMap`` (rows to passage ids), or ``index``."""
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
 
 
 def _is_exact(index: faiss.Index) -> bool:
-    return isinstance(index, faiss.IndexFlat)
+    return isinstance(_inner(index), faiss.IndexFlat)
 
 
 def _approximate_parameters(index: faiss.Index, allowed: np.ndarray, k: int) -> faiss.SearchParameters:
-    """Search parameters restricting an approximate index to ``allowed``."""
-    selector = _bitmap_selector(allowed, index.ntotal)
-    if isinstance(index, faiss.IndexHNSW):
+    """Search parameters restricting an approximate index to ``allowed`` (an id map passes them on)."""
+    selector = _bitmap_selector(allowed)
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
         wanted = int(np.ceil(k * index.ntotal / allowed.size))
-        ef = min(max(index.hnsw.efSearch, wanted), FILTER_EF_MAX)
+        ef = min(max(inner.hnsw.efSearch, wanted), FILTER_EF_MAX)
         return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
-    if isinstance(index, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+    if isinstance(inner, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
     return faiss.SearchParameters(sel=selector)
 
 
@@ -222,23 +230,26 @@ def _exact_over(
     index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray
 ) -> list[tuple[int, float]]:
     """Exact top ``k`` among the ``allowed`` rows of an approximate index (its stored codes)."""
-    if allowed.size <= RECONSTRUCT_MAX_FRACTION * index.ntotal:
+    inner = _inner(index)
+    if inner is index and allowed.size <= RECONSTRUCT_MAX_FRACTION * index.ntotal:
         scores = index.reconstruct_batch(allowed) @ query[0]
         top = np.argsort(-scores, kind="stable")[:k]
         return [(int(allowed[i]), float(scores[i])) for i in top]
-    selector = _bitmap_selector(allowed, index.ntotal)
+    selector = _bitmap_selector(allowed)
+    if isinstance(inner, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=inner.nlist)
+        return _pairs(*index.search(query, k, params=params))
     if isinstance(index, faiss.IndexHNSW):
         params = faiss.SearchParameters(sel=selector)
         return _pairs(*faiss.downcast_index(index.storage).search(query, k, params=params))
-    if isinstance(index, faiss.IndexIVF):
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=index.nlist)
-        return _pairs(*index.search(query, k, params=params))
-    raise ValueError(f"no exact filtered scan for index type {type(index).__name__}")
+    raise ValueError(
+        f"no exact filtered scan for index type {type(index).__name__} over {type(inner).__name__}"
+    )
 
 
-def _bitmap_selector(allowed: np.ndarray, ntotal: int) -> faiss.IDSelectorBitmap:
+def _bitmap_selector(allowed: np.ndarray) -> faiss.IDSelectorBitmap:
     """A selector testing membership with one bit an id: cheaper to test than a hash set."""
-    mask = np.zeros(ntotal, dtype=bool)
+    mask = np.zeros(int(allowed.max()) + 1, dtype=bool)
     mask[allowed] = True
     return faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
 

@@ -15,6 +15,7 @@ from qa.dense import (
     build_dense_index,
     choose_factory,
     load_dense_index,
+    prepare_for_search,
     save_dense_index,
     search_dense,
 )
@@ -119,3 +120,19 @@ def test_broad_filter_stays_inside_it(approximate: faiss.Index, vectors: np.ndar
 def test_empty_filter_returns_nothing(approximate: faiss.Index, vectors: np.ndarray) -> None:
     assert search_dense(approximate, vectors[0], 10, np.array([], dtype=np.int64)) == []
     assert search_dense(build_dense_index(vectors[:50]), vectors[0], 10, np.array([], dtype=np.int64)) == []
+
+
+@pytest.mark.parametrize("factory", ["IDMap,Flat", "IDMap,IVF64,SQ8"])
+def test_filters_on_an_id_map_use_passage_ids_beyond_the_row_count(vectors: np.ndarray, factory: str) -> None:
+    # The store keeps passage ids in an IDMap: after deletions they run past the number of rows.
+    rows = vectors[:1000]
+    index = faiss.index_factory(DIMENSION, factory, faiss.METRIC_INNER_PRODUCT)
+    index.train(rows)
+    ids = np.arange(1000, dtype=np.int64) * 7 + 5000
+    index.add_with_ids(rows, ids)
+    prepare_for_search(index)
+    for allowed in (ids[::3], ids[[9, 500, 999]]):
+        hits = search_dense(index, rows[9], 20, allowed)
+        assert len(hits) == min(20, allowed.size)
+        assert {i for i, _ in hits} <= set(allowed.tolist())
+        assert hits[0][0] == ids[9]

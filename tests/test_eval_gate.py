@@ -101,17 +101,8 @@ def test_cli_eval_json_and_report(
     small.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = tmp_path / "report"
     status = main(
-        [
-            "eval",
-            str(small),
-            "--corpus",
-            str(ROOT / "data" / "corpus"),
-            "--index",
-            str(bundled_index),
-            "--json",
-            "--report",
-            str(report),
-        ]
+        ["eval", str(small), "--corpus", str(ROOT / "data" / "corpus"), "--index", str(bundled_index),
+         "--json", "--report", str(report)]
     )
     out = capsys.readouterr().out
     assert status == 0

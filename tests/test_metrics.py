@@ -145,25 +145,10 @@ def test_sweep_rejects_mismatched_lengths() -> None:
 
 
 def test_summarize_by_hand() -> None:
-    right = replace(
-        BASE,
-        hits=(False, True),
-        source_hits=(True, True),
-        exact_match=1.0,
-        f1=1.0,
-        contains_gold=True,
-        citation_ok=True,
-        latency_ms=10.0,
-    )
-    wrong = replace(
-        BASE,
-        hits=(False, False, False),
-        source_hits=(False, True, False),
-        f1=0.5,
-        abstained=True,
-        latency_ms=30.0,
-        contains_gold_at_3=True,
-    )
+    right = replace(BASE, hits=(False, True), source_hits=(True, True), exact_match=1.0, f1=1.0,
+                    contains_gold=True, citation_ok=True, latency_ms=10.0)
+    wrong = replace(BASE, hits=(False, False, False), source_hits=(False, True, False), f1=0.5,
+                    abstained=True, latency_ms=30.0, contains_gold_at_3=True)
     withheld = replace(BASE, answerable=False, golds=(), abstained=True, latency_ms=20.0)
     summary = summarize([right, wrong, withheld])
     assert (summary.questions, summary.answerable, summary.unanswerable) == (3, 2, 1)
