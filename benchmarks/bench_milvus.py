@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_retrieval import DIMENSION, OUTLETS, QUERIES, _stats, _synthetic_words  # noqa: E402
+from bench_retrieval import DIMENSION, OUTLETS, QUERIES, _synthetic_words  # noqa: E402
+from common import latency_stats  # noqa: E402
 
 from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index  # noqa: E402
 from qa.milvus import MilvusRetriever, connect, sync_collection  # noqa: E402
@@ -99,7 +100,7 @@ def _latencies(
             runs["dense"] += _time(repeats, backend.dense, vector, DEPTH, filters)
             runs["bm25"] += _time(repeats, backend.lexical, terms, DEPTH, filters)
             runs["fused"] += _time(repeats, retrieve, backend, vector, terms, filters, settings)
-        figures[name] = {kind: _stats(samples) for kind, samples in runs.items()}
+        figures[name] = {kind: latency_stats(samples) for kind, samples in runs.items()}
     return figures
 
 
