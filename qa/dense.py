@@ -18,10 +18,6 @@ from tqdm import tqdm
 
 # Exact inner-product search: with unit vectors this is cosine similarity.
 EXACT_FACTORY = "Flat"
-# The name qa/store.py records in its manifest today. A store that builds
-# with the default factory should record ``choose_factory(n)`` instead, so an
-# index built exact and one built approximate are told apart.
-INDEX_FACTORY = EXACT_FACTORY
 
 # A flat scan costs about 0.09 ms per 1,000 passages on one core (9 ms at
 # 100k, 105 ms at 1M: benchmarks/results/retrieval.json). Up to 50k passages
@@ -87,14 +83,43 @@ def choose_factory(n: int) -> str:
     return EXACT_FACTORY if n <= EXACT_MAX_PASSAGES else approximate_factory(n)
 
 
+def needs_retype(built: str, n: int) -> bool:
+    """Whether an index built as ``built`` should be rebuilt now that it holds ``n`` passages.
+
+    When ``choose_factory`` moves from exact to approximate (or back), or to
+    an inverted file with at least four times more or fewer cells (the
+    archive grew or shrank about sixteen-fold). Smaller drifts keep the
+    trained cells: a rebuild costs a full k-means, and a cell count off by
+    two still probes a similar share of the archive.
+    """
+    chosen = choose_factory(n)
+    if (built == EXACT_FACTORY) != (chosen == EXACT_FACTORY):
+        return True
+    if chosen == EXACT_FACTORY:
+        return False
+    ratio = _cells(chosen) / max(_cells(built), 1)
+    return ratio >= 4 or ratio <= 1 / 4
+
+
+def _cells(factory: str) -> int:
+    """The cell count of an "IVF<cells>,..." factory string; 0 for any other."""
+    head = factory.split(",", 1)[0]
+    return int(head[3:]) if head.startswith("IVF") and head[3:].isdigit() else 0
+
+
 def approximate_factory(n: int) -> str:
     """The inverted-file factory for ``n`` passages, e.g. "IVF4096,SQ8" at 1M."""
     cells = 2 ** round(np.log2(max(CELLS_PER_SQRT_N * np.sqrt(max(n, 1)), 1)))
     return f"IVF{cells},{APPROXIMATE_CODEC}"
 
 
-def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress: bool = False) -> faiss.Index:
-    """Index unit-length passage vectors; row i gets id i.
+def build_dense_index(
+    vectors: np.ndarray,
+    factory: str | None = None,
+    progress: bool = False,
+    ids: np.ndarray | None = None,
+) -> faiss.Index:
+    """Index unit-length passage vectors under ``ids`` (row i gets id i without them).
 
     Training and adding use every core; searching later uses one
     (``load_dense_index``), so the thread count is put back afterwards.
@@ -103,15 +128,20 @@ def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress:
         vectors: float32 array, one unit vector a row.
         factory: a FAISS factory string; ``None`` means ``choose_factory(len(vectors))``.
         progress: show a progress bar while adding (for large inputs).
+        ids: the passage id of each row; the index is then wrapped in an id
+            map, so an update can add passages under their own ids and a
+            compaction leave dead ones out while every other id stays put.
 
     Returns:
         The built index, ready to save.
     """
     factory = factory or choose_factory(len(vectors))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efConstruction = EF_CONSTRUCTION
+    index = faiss.index_factory(
+        vectors.shape[1], factory if ids is None else f"IDMap,{factory}", faiss.METRIC_INNER_PRODUCT
+    )
+    if isinstance(_inner(index), faiss.IndexHNSW):
+        _inner(index).hnsw.efConstruction = EF_CONSTRUCTION
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     try:
@@ -120,7 +150,10 @@ def build_dense_index(vectors: np.ndarray, factory: str | None = None, progress:
         chunks = range(0, len(vectors), ADD_CHUNK)
         show = progress and len(chunks) > 1
         for start in tqdm(chunks, desc="dense index", unit="chunk", file=sys.stderr, disable=not show):
-            index.add(vectors[start : start + ADD_CHUNK])
+            if ids is None:
+                index.add(vectors[start : start + ADD_CHUNK])
+            else:
+                index.add_with_ids(vectors[start : start + ADD_CHUNK], ids[start : start + ADD_CHUNK])
     finally:
         faiss.omp_set_num_threads(threads)
     prepare_for_search(index)

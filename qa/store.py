@@ -41,7 +41,7 @@ from qa.articlestore import (
     add_articles,
     create_article_table,
 )
-from qa.dense import INDEX_FACTORY, load_dense_index, save_dense_index
+from qa.dense import build_dense_index, choose_factory, load_dense_index, save_dense_index
 from qa.embed import Embedder
 from qa.entities import EntityTagger
 from qa.errors import IndexStoreError
@@ -70,7 +70,6 @@ class IndexSpec:
     sentences_per_passage: int
     passage_stride: int
     schema_version: int = SCHEMA_VERSION
-    index_factory: str = INDEX_FACTORY
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,6 @@ def stale_reasons(manifest: dict[str, Any], spec: IndexSpec) -> list[str]:
         "corpus_fingerprint": CORPUS_CHANGED,
         "sentences_per_passage": "the passage size changed",
         "passage_stride": "the passage stride changed",
-        "index_factory": "the FAISS index type changed",
     }
     built = manifest.get("spec", {})
     return [label for key, label in labels.items() if built.get(key) != getattr(spec, key)]
@@ -330,7 +328,8 @@ def build_index(
                 tagger,
                 progress,
             )
-            save_dense_index(dense_index(segment.passage_vectors, segment.passage_ids), tmp / DENSE_FILE)
+            dense = build_dense_index(segment.passage_vectors, progress=progress, ids=segment.passage_ids)
+            save_dense_index(dense, tmp / DENSE_FILE)
             (tmp / LEXICAL_DIR).mkdir()
             build_lexical_index(tmp / LEXICAL_DIR, segment.lexical_docs)
             passages = len(segment.passage_ids)
@@ -345,25 +344,12 @@ def build_index(
             header = {
                 "spec": asdict(spec),
                 "dimension": int(segment.passage_vectors.shape[1]),
+                "dense_factory": choose_factory(passages),
                 "entity_model": tagger.version,
                 "reader": reader,
                 "corpus": asdict(corpus) if corpus else None,
             }
             return write_manifest(tmp, header, counts, [name], {})
-
-
-def dense_index(vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
-    """A FAISS index of passage ``vectors`` under their global passage ``ids``.
-
-    The one place the store makes a dense index (builds and compactions). The
-    IDMap wrapper lets an update add passages under their own ids and a
-    compaction leave dead ones out while every other id stays put.
-    """
-    index = faiss.index_factory(vectors.shape[1], f"IDMap,{INDEX_FACTORY}", faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        index.train(vectors)
-    index.add_with_ids(vectors, ids.astype(np.int64))
-    return index
 
 
 def write_manifest(

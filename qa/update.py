@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.articlestore import ARTICLES_FILE, add_articles, article_digest, live_digests, retire_articles
-from qa.dense import save_dense_index
+from qa.dense import EXACT_FACTORY, build_dense_index, choose_factory, needs_retype, save_dense_index
 from qa.embed import Embedder
 from qa.entities import EntityTagger
 from qa.errors import IndexStoreError
@@ -45,7 +45,6 @@ from qa.store import (
     FileStamp,
     IndexData,
     IndexSpec,
-    dense_index,
     load_index,
     stale_reasons,
     write_manifest,
@@ -172,10 +171,11 @@ def update_index(
             return UpdateReport(0, 0, 0, False, marks["diff"] - started, {}, old.files)
         with staged(index_dir) as tmp:
             result = _write_update(index_dir, tmp, old, diff, spec, embedder, tagger, progress, marks)
-            compacted, counts, segments = result
+            compacted, counts, segments, factory = result
             header = {
                 "spec": asdict(spec),
                 "dimension": old.manifest["dimension"],
+                "dense_factory": factory,
                 "entity_model": old.manifest["entity_model"],
                 "reader": old.manifest.get("reader"),
                 "corpus": asdict(corpus) if corpus else stored_corpus or None,
@@ -203,8 +203,8 @@ def _write_update(
     tagger: EntityTagger | None,
     progress: bool,
     marks: dict[str, float],
-) -> tuple[bool, dict[str, int], list[str]]:
-    """Write the updated index into ``tmp``; returns (compacted, counts, segment names)."""
+) -> tuple[bool, dict[str, int], list[str], str]:
+    """Write the updated index into ``tmp``; returns (compacted, counts, segment names, dense factory)."""
     segments = list(old.manifest["segments"])
     rows = len(old.columns.live)
     segment: WrittenSegment | None = None
@@ -241,13 +241,18 @@ def _write_update(
     if segment is not None:
         dense.add_with_ids(segment.passage_vectors, new_ids)
     compacted = dense.ntotal > 0 and (dense.ntotal - int(live.sum())) / dense.ntotal > COMPACT_SHARE
+    # Grown past the exact-search size (or far enough that the cells no
+    # longer fit): re-typed from the stored vectors, as a compaction is.
+    factory = old.manifest.get("dense_factory", EXACT_FACTORY)
+    if needs_retype(factory, int(live.sum())):
+        compacted, factory = True, choose_factory(int(live.sum()))
     if compacted:
         kept = np.flatnonzero(live)
         old_kept = kept[kept < len(old.passages)]
         vectors = old.segments.passage_vectors[old_kept]
         if segment is not None:
             vectors = np.concatenate([vectors, segment.passage_vectors])
-        dense = dense_index(vectors, kept)
+        dense = build_dense_index(vectors, factory, progress, ids=kept)
     save_dense_index(dense, tmp / DENSE_FILE)
     docs: Sequence[LexicalDoc] = segment.lexical_docs if segment else ()
     update_lexical_index(tmp / LEXICAL_DIR, dead.tolist(), docs)
@@ -261,4 +266,4 @@ def _write_update(
         "live_passages": int(live.sum()),
         "dense": int(dense.ntotal),
     }
-    return compacted, counts, segments
+    return compacted, counts, segments, factory

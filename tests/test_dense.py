@@ -136,3 +136,16 @@ def test_filters_on_an_id_map_use_passage_ids_beyond_the_row_count(vectors: np.n
         assert len(hits) == min(20, allowed.size)
         assert {i for i, _ in hits} <= set(allowed.tolist())
         assert hits[0][0] == ids[9]
+
+
+def test_needs_retype_only_across_the_exact_size_or_a_fourfold_change_in_cells() -> None:
+    from qa.dense import EXACT_MAX_PASSAGES, approximate_factory, needs_retype
+
+    assert not needs_retype("Flat", EXACT_MAX_PASSAGES)
+    assert needs_retype("Flat", EXACT_MAX_PASSAGES + 1)
+    assert needs_retype(approximate_factory(100_000), EXACT_MAX_PASSAGES)
+    # 100k passages: 1024 cells; 400k: 2048 (kept); 1.6M, sixteen times the size: 4096.
+    assert approximate_factory(100_000) == "IVF1024,SQ8"
+    assert not needs_retype("IVF1024,SQ8", 400_000)
+    assert needs_retype("IVF1024,SQ8", 1_600_000)
+    assert needs_retype("IVF4096,SQ8", 100_000)

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qa.dense
 import qa.retrieval
 from qa.corpus import load_corpus
 from qa.embed import Embedder
@@ -329,3 +330,24 @@ def _check_store(corpus: Path, data: IndexData, retired: list[int]) -> None:
     for pid in np.flatnonzero(~data.live).tolist():
         hits = retriever.dense(data.segments.passage_vectors[pid], len(data.live), QueryFilters())
         assert all(data.live[h] for h, _ in hits)
+
+
+def test_growing_past_the_exact_size_retypes_the_dense_index_from_stored_vectors(
+    work: tuple[Path, Path], embedder: CountingEmbedder, reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, index = work
+    before = load_index(index)
+    assert before.manifest["dense_factory"] == "Flat"
+    # The exact-search limit lowered to just under the index after the update,
+    # so adding one article crosses it (the real limit is 50,000 passages).
+    monkeypatch.setattr(qa.dense, "EXACT_MAX_PASSAGES", int(before.live.sum()))
+    shutil.copy(CORPUS / f"{ADDED}.txt", corpus / f"{ADDED}.txt")
+    report = _update(corpus, index, embedder)
+    data = load_index(index)
+    factory = data.manifest["dense_factory"]
+    assert report.compacted and factory.startswith("IVF") and factory == qa.dense.choose_factory(
+        int(data.live.sum())
+    )
+    assert isinstance(qa.dense.faiss.downcast_index(data.dense.index), qa.dense.faiss.IndexIVF)
+    answer = _engine(index, embedder, reader).ask("Who opened a new library?").answers[0]
+    assert answer.citations[0].doc_id == "tiny" and answer.text == TINY
