@@ -168,6 +168,24 @@ def _export_float32(path: Path) -> None:
             )
     finally:
         exporter_log.setLevel(level)
+    _strip_source_locations(path)
+
+
+def _strip_source_locations(path: Path) -> None:
+    """Drop the Python stack traces the exporter stores on each node.
+
+    They name the files (and so the install folder) the graph was traced
+    through, which would make the bytes, and so the recorded sha256,
+    depend on where newsqa is installed rather than on the package alone.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    model.graph.doc_string = ""
+    for node in model.graph.node:
+        node.doc_string = ""
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def _pooled_encoder(transformer: torch.nn.Module) -> torch.nn.Module:
