@@ -17,6 +17,7 @@ from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_quest
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
+from qa.ray_embed import build_embedder
 from qa.reader import (
     DEFAULT_READER,
     Reader,
@@ -94,6 +95,7 @@ class Engine:
         rebuild: bool = False,
         progress: bool = True,
         reader: str | None = None,
+        ray_address: str | None = None,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
@@ -114,6 +116,9 @@ class Engine:
                 corrupt, is skipped with a notice so the engine still answers.
             progress: show progress bars while building, and print each
                 notice to stderr as it happens.
+            ray_address: embed a build on Ray (``"local"``, ``"auto"`` or
+                ``"ray://HOST:10001"``; see :class:`qa.ray_embed.RayEmbedder`)
+                instead of in this process; questions are still encoded here.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -152,16 +157,17 @@ class Engine:
             except IndexStoreError as exc:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
-            build_index(
-                index_dir,
-                corpus.articles,
-                spec,
-                embedder,
-                progress,
-                force=rebuild,
-                note=note,
-                reader=reader_identity(reader),
-            )
+            with build_embedder(embedder, ray_address) as build_encoder:
+                build_index(
+                    index_dir,
+                    corpus.articles,
+                    spec,
+                    build_encoder,
+                    progress,
+                    force=rebuild,
+                    note=note,
+                    reader=reader_identity(reader),
+                )
             data = load_index(index_dir)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install newsqa into .venv. Usage: bash scripts/install.sh [--test]
-#   --test  also the test tools, and Debian's Chromium for the browser tests.
+#   --test  also the test tools, the optional [scale] extra (Ray) so its tests
+#           run, and Debian's Chromium for the browser tests.
 # torch goes in first as the CPU build: a bare "torch" requirement would pull
 # a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
 if [ "${1:-}" = "--test" ]; then
-  extras="[test]"
+  extras="[test,scale]"
   if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ]; then
       apt-get update -q && apt-get install -y -q chromium
