@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import latency_stats, peak_rss_mb
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,25 +38,6 @@ DIMENSION = 384
 QUERIES = 50
 VOCABULARY = 50_000
 OUTLETS = ("Outlet A", "Outlet B", "Outlet C")
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process, from VmHWM.
-
-    Not getrusage: on Linux its ru_maxrss survives fork and exec, so a fresh
-    worker would report its parent's peak.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _stats(samples_ms: list[float]) -> dict[str, float]:
-    return {
-        "median_ms": round(float(np.median(samples_ms)), 3),
-        "p95_ms": round(float(np.percentile(samples_ms, 95)), 3),
-    }
 
 
 def bench_engine(repeats: int) -> dict[str, object]:
@@ -83,8 +65,8 @@ def bench_engine(repeats: int) -> dict[str, object]:
         "questions": len(questions),
         "repeats": repeats,
         "build_s": round(build_s, 2),
-        "ask": _stats(samples),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "ask": latency_stats(samples),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
@@ -119,9 +101,9 @@ def bench_dense(size: int) -> dict[str, object]:
         "size": size,
         "build_s": round(build_s, 2),
         "index_mb": round(index.ntotal * DIMENSION * 4 / 2**20, 1),
-        "search": _stats(plain),
-        "search_10pct_filter": _stats(filtered),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "search": latency_stats(plain),
+        "search_10pct_filter": latency_stats(filtered),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
@@ -171,9 +153,9 @@ def bench_bm25(size: int) -> dict[str, object]:
         "size": size,
         "build_s": round(build_s, 2),
         "disk_mb": round(disk_mb, 1),
-        "search": _stats(plain),
-        "search_outlet_and_dates": _stats(filtered),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "search": latency_stats(plain),
+        "search_outlet_and_dates": latency_stats(filtered),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 

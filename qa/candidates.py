@@ -35,7 +35,7 @@ class Question:
 def sentence_text(data: IndexData, sid: int) -> str:
     """The text of global sentence ``sid``, sliced from its article body."""
     a_idx, start, end = (int(v) for v in data.sentences[sid])
-    return data.articles[a_idx].body[start:end]
+    return data.article(a_idx).body[start:end]
 
 
 def sentence_before(data: IndexData, sid: int) -> str:
@@ -70,7 +70,7 @@ def gather_candidates(
     candidates = []
     for sid, cosine in zip(ids.tolist(), cosines, strict=True):
         text = sentence_text(data, sid)
-        article = data.articles[int(data.sentences[sid, 0])]
+        article = data.article(int(data.sentences[sid, 0]))
         typed = 0
         if shape.kind is not None:
             typed = 1 if typed_span(shape, text, sentence_entities(data.entities, sid)) else -1

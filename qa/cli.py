@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from qa import __version__
 from qa.citefmt import citation_label
 from qa.errors import ClusterError, CorpusError, IndexStoreError, InputError, ModelError, QAError
-from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX
+from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV
 
 if TYPE_CHECKING:
     from qa.engine import Engine
@@ -22,6 +22,7 @@ _ASK_EXAMPLES = """examples:
   qa ask "Who is the director of Auckland Pride?"
   qa ask "What did police offer the couple?" --outlet "1 NEWS" --since 2020-03-09
   qa ask --questions data/eval/questions.jsonl --json > answers.jsonl
+  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri http://localhost:19530
 """
 
 
@@ -47,10 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="build (or refresh) the index of a corpus",
         description="Split, embed and index a corpus. Skips the work if the index is current.",
         epilog="examples:\n  qa index --corpus data/corpus --index index/\n"
+        "  qa index --corpus export/articles.jsonl --index archive-index/\n"
+        "  qa index --backend milvus --uri index/milvus.db   # and load its passages into milvus-lite\n"
         "  qa index --corpus archive/ --index archive-index/ --ray ray://head:10001",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_location_options(index)
+    _add_backend_options(index)
     index.add_argument("--force", action="store_true", help="rebuild even if the index is current")
     index.add_argument(
         "--ray",
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", nargs="?", help="the question (omit with --questions)")
     _add_location_options(ask)
+    _add_backend_options(ask)
     ask.add_argument("-k", "--top-k", type=int, default=None, help="most answers to give (default 3)")
     ask.add_argument(
         "--outlet",
@@ -111,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="question file, one object a line (omit with --squad)",
     )
     _add_location_options(evaluate)
+    _add_backend_options(evaluate)
     evaluate.add_argument(
         "--squad",
         type=Path,
@@ -133,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="start the web chat (same as python app.py)",
         description="Start the Gradio chat app over a corpus.",
-        epilog="example:\n  qa serve --port 7860",
+        epilog="examples:\n  qa serve --port 7860\n"
+        "  qa serve --backend milvus --uri http://milvus.internal:19530   # once qa index has loaded it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_location_options(serve)
+    _add_backend_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     serve.add_argument(
@@ -190,7 +198,8 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         "--corpus",
         type=Path,
         default=DEFAULT_CORPUS,
-        help=f"corpus folder: article files plus optional sources.csv (default {DEFAULT_CORPUS})",
+        help="corpus: a folder of .txt files (plus optional sources.csv), or a .jsonl/.csv archive "
+        f"(optionally .gz) of one article a row (default {DEFAULT_CORPUS})",
     )
     parser.add_argument(
         "-i",
@@ -213,6 +222,28 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH_OR_NAME",
         help="sentence-transformers CrossEncoder that reads the candidates (default: the shipped "
         "newsqa reader; 'none' ranks by retrieval evidence alone)",
+    )
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("local", "milvus"),
+        default="local",
+        help="where passages are retrieved: 'local' (FAISS and BM25 files in the index folder, the "
+        "default) or 'milvus' (a collection at --uri, loaded by `qa index --backend milvus`)",
+    )
+    parser.add_argument(
+        "--uri",
+        default=None,
+        help="with --backend milvus: a milvus-lite file ending in .db (e.g. index/milvus.db) or a "
+        f"server URL http(s)://host:port; a server token is read from ${MILVUS_TOKEN_ENV}",
+    )
+    parser.add_argument(
+        "--collection",
+        default=None,
+        metavar="NAME",
+        help=f"with --backend milvus: the collection's name (default {DEFAULT_COLLECTION})",
     )
 
 
@@ -240,7 +271,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train_reader(args)
         from qa.webapp import serve
 
-        return serve(args.corpus, args.index, args.model, args.host, args.port, args.auth, args.reader)
+        return serve(
+            args.corpus,
+            args.index,
+            args.model,
+            args.host,
+            args.port,
+            args.auth,
+            args.reader,
+            backend=args.backend,
+            uri=args.uri,
+            collection=args.collection,
+        )
     except QAError as exc:
         # One line, whatever a library put in the message.
         print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -250,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _open(args: argparse.Namespace, rebuild: bool = False, ray_address: str | None = None) -> Engine:
+def _open(
+    args: argparse.Namespace, rebuild: bool = False, sync: bool = False, ray_address: str | None = None
+) -> Engine:
     from qa.engine import Engine
 
     return Engine.open(
@@ -259,12 +303,16 @@ def _open(args: argparse.Namespace, rebuild: bool = False, ray_address: str | No
         model=args.model,
         rebuild=rebuild,
         reader=args.reader,
+        backend=args.backend,
+        uri=args.uri,
+        collection=args.collection,
+        sync=sync,
         ray_address=ray_address,
     )
 
 
 def _index(args: argparse.Namespace) -> int:
-    engine = _open(args, rebuild=args.force, ray_address=args.ray)
+    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray)
     counts = engine.manifest["counts"]
     problems = len(engine.corpus_problems)
     print(
@@ -344,6 +392,8 @@ def _eval(args: argparse.Namespace) -> int:
     if (args.questions is None) == (args.squad is None):
         raise InputError("give either a QUESTIONS.jsonl file or --squad FILE.json (one of them)")
     if args.squad is not None:
+        if args.backend != "local":
+            raise InputError("--squad indexes its contexts in a temporary folder: use the local backend")
         fold = None if args.fold is None else (args.fold, args.folds)
         evaluation = evaluate_squad(args.squad, model=args.model, reader=args.reader, fold=fold)
     else:

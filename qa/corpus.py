@@ -1,4 +1,5 @@
-"""Read a corpus folder: article files plus an optional ``sources.csv``.
+"""Read a corpus: a folder of article files plus an optional ``sources.csv``,
+or one archive file (``qa.archive``), chosen by :func:`load_corpus`.
 
 Bad input never stops a load and never passes silently: every skipped file and
 every bad metadata row is reported in ``CorpusLoad.problems``.
@@ -7,22 +8,20 @@ every bad metadata row is reported in ``CorpusLoad.problems``.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.archive import archive_suffix, load_archive, not_an_archive
+from qa.corpusload import MAX_ARTICLE_BYTES, CorpusLoad, parse_date
 from qa.errors import CorpusError
 from qa.records import UNDATED, UNKNOWN_OUTLET, Article
 
 SOURCES_FILE = "sources.csv"
 SOURCES_COLUMNS = ("file", "outlet", "date", "title", "url")
-# A news article is tens of kilobytes; the longest features reach a few
-# hundred. A file past this is a dump or a mistake, and embedding it would take
-# hours of CPU and gigabytes of memory, so it is skipped, and is never read whole.
-MAX_ARTICLE_BYTES = 5 * 1024 * 1024
 
 # The bundled articles start with " date YYYY-MM-DD " before the body.
 _DATE_PREFIX = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\s+")
@@ -36,24 +35,6 @@ class SourceRow:
     date: str
     title: str
     url: str
-
-
-@dataclass(frozen=True)
-class CorpusLoad:
-    """The articles that loaded, what was skipped and why, and a fingerprint."""
-
-    articles: tuple[Article, ...]
-    problems: tuple[str, ...]
-    skipped: int
-    fingerprint: str
-
-
-def parse_date(value: str) -> str | None:
-    """Return ``value`` as ISO YYYY-MM-DD if it is a real calendar date, else None."""
-    try:
-        return dt.date.fromisoformat(value.strip()).isoformat()
-    except ValueError:
-        return None
 
 
 def split_date_prefix(text: str) -> tuple[str | None, str]:
@@ -120,7 +101,81 @@ def read_sources(raw: bytes) -> tuple[dict[str, SourceRow], list[str]]:
     return rows, problems
 
 
-def load_corpus(corpus_dir: Path) -> CorpusLoad:
+def load_corpus(path: Path | str, progress: bool = False) -> CorpusLoad:
+    """Load a corpus: a folder of article files, or one archive file of articles.
+
+    A folder is read as :func:`load_folder` describes; a ``.jsonl`` or ``.csv``
+    file (optionally gzipped) as :func:`qa.archive.load_archive` does. The
+    suffix decides, so a misnamed file is refused rather than misread.
+
+    Args:
+        path: the corpus folder or archive file.
+        progress: show a progress bar while an archive file is read.
+
+    Returns:
+        The articles, every problem met on the way, and a fingerprint of the
+        corpus content.
+
+    Raises:
+        CorpusError: the path does not exist, is a file of another kind, or
+            holds no usable article.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return load_folder(path)
+    if archive_suffix(path) is None:
+        if path.exists():
+            raise not_an_archive(path)
+        raise CorpusError(f"corpus folder not found: {path}")
+    if not path.exists():
+        raise CorpusError(f"corpus file not found: {path}")
+    return load_archive(path, progress)
+
+
+def corpus_signature(path: Path | str) -> str:
+    """A cheap fingerprint of a corpus from file metadata alone; no content is read.
+
+    It changes when a file is added, removed, resized or touched, so a caller
+    can skip re-reading a corpus whose signature matches the one it recorded.
+    Names, not full paths, go in: a moved corpus keeps its signature.
+
+    Args:
+        path: the corpus folder or archive file, as for :func:`load_corpus`.
+
+    Returns:
+        A sha256 hex digest of each non-hidden regular file's name, size and
+        modification time (for a folder, ``sources.csv`` among them), or of the
+        archive file's name, size and modification time.
+
+    Raises:
+        CorpusError: the path does not exist or is a file of another kind.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                stats = sorted(
+                    (entry.name, entry.stat())
+                    for entry in entries
+                    if entry.is_file() and not entry.name.startswith(".")
+                )
+        else:
+            stats = [(path.name, path.stat())]
+    except FileNotFoundError as exc:
+        kind = "file" if archive_suffix(path) is not None else "folder"
+        raise CorpusError(f"corpus {kind} not found: {path}") from exc
+    except OSError as exc:
+        raise CorpusError(f"cannot read the corpus {path}: {exc.strerror}") from exc
+    if not path.is_dir() and archive_suffix(path) is None:
+        raise not_an_archive(path)
+    # The kind goes in too: a folder holding just x.jsonl is another corpus than x.jsonl.
+    digest = hashlib.sha256(b"folder\n" if path.is_dir() else b"archive\n")
+    for name, stat in stats:
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def load_folder(corpus_dir: Path) -> CorpusLoad:
     """Load every article file in ``corpus_dir`` (not recursive).
 
     Every regular, non-hidden file other than ``sources.csv`` is an article.
@@ -128,11 +183,8 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
     nor date still loads and is cited as "Unknown outlet" / "undated".
 
     Raises:
-        CorpusError: the folder does not exist or holds no usable article.
+        CorpusError: the folder holds no usable article.
     """
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
     digest = hashlib.sha256()
     sources: dict[str, SourceRow] = {}
     problems: list[str] = []

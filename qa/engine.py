@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
-from qa.corpus import load_corpus, parse_date
+from qa.corpus import CorpusLoad, corpus_signature, load_corpus, parse_date
 from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_question
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
@@ -29,10 +30,12 @@ from qa.reader import (
 )
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
 from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve
-from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from qa.span import answer_span, question_shape
 from qa.store import (
+    CORPUS_CHANGED,
     MANIFEST,
+    CorpusRecord,
     IndexData,
     IndexSpec,
     build_index,
@@ -40,6 +43,7 @@ from qa.store import (
     read_manifest,
     stale_reasons,
 )
+from qa.update import update_index
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
 # a demonstrative ("What did he say...", "When did that happen?").
@@ -79,11 +83,10 @@ class Engine:
         self.notices: tuple[str, ...] = tuple(notices)
         # Files and sources.csv rows skipped when the corpus was read (set by open).
         self.corpus_problems: tuple[str, ...] = ()
-        self._doc_index = {a.doc_id: i for i, a in enumerate(data.articles)}
-        self.outlets: tuple[str, ...] = tuple(sorted({a.outlet for a in data.articles}))
+        self.outlets: tuple[str, ...] = data.outlets
         self._filter = PassageFilter(data, self.outlets)
         self._retriever = retriever or LocalRetriever(data, self._filter)
-        self._num_passages = len(data.passages)
+        self._num_passages = int(data.live.sum())
 
     @classmethod
     def open(
@@ -95,16 +98,24 @@ class Engine:
         rebuild: bool = False,
         progress: bool = True,
         reader: str | None = None,
+        backend: Literal["local", "milvus"] = "local",
+        uri: str | None = None,
+        collection: str | None = None,
+        sync: bool = False,
         ray_address: str | None = None,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
         The index is rebuilt when it is missing, unreadable, or was built from
-        another corpus, model, schema or passage setting; each reason is
-        reported in ``engine.notices``. A stale index is never used.
+        another model, schema or passage setting; when only the corpus changed
+        it is updated (qa.update: only added and edited articles are embedded).
+        Each reason is reported in ``engine.notices``. A stale index is never
+        used. The corpus is not read at all while its files' names, sizes and
+        times match those the index recorded.
 
         Args:
-            corpus_dir: folder of article files and optional ``sources.csv``.
+            corpus_dir: folder of article files and optional ``sources.csv``,
+                or a ``.jsonl``/``.csv`` archive file (see ``qa.archive``).
             index_dir: where the index lives (created if missing).
             model: sentence-transformers name or path; ``None`` keeps the
                 model the index was built with (the packaged MiniLM for a new one).
@@ -116,31 +127,59 @@ class Engine:
                 corrupt, is skipped with a notice so the engine still answers.
             progress: show progress bars while building, and print each
                 notice to stderr as it happens.
-            ray_address: embed a build on Ray (``"local"``, ``"auto"`` or
-                ``"ray://HOST:10001"``; see :class:`qa.ray_embed.RayEmbedder`)
+            backend: where passages are retrieved: ``"local"`` (FAISS and
+                tantivy in ``index_dir``) or ``"milvus"`` (a collection at ``uri``;
+                the local index still picks and cites the answers).
+            uri: with ``"milvus"``: a milvus-lite file ending in ``.db`` or a
+                server URL ``http(s)://host:port`` (qa.milvus.connect).
+            collection: the Milvus collection; ``None`` for ``newsqa_passages``.
+            sync: with ``"milvus"``: load the index's live passages into the
+                collection first; without it a collection out of step with the
+                index raises IndexStoreError.
+            ray_address: embed a build or an update on Ray (``"local"``, ``"auto"``
+                or ``"ray://HOST:10001"``; see :class:`qa.ray_embed.RayEmbedder`)
                 instead of in this process; questions are still encoded here.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
         notices: list[str] = []
+        if backend not in ("local", "milvus"):
+            raise InputError(f"backend must be 'local' or 'milvus', got {backend!r}")
+        if backend == "milvus" and uri is None:
+            raise InputError(
+                "backend 'milvus' needs a URI (--uri): a milvus-lite file ending in .db "
+                "or a server URL http(s)://host:port"
+            )
+        if backend == "local" and uri is not None:
+            raise InputError(f"a URI ({uri!r}) is only used with backend 'milvus' (--backend milvus)")
+        if uri is not None:
+            from qa.milvus import check_target, open_retriever
+
+            collection = collection or DEFAULT_COLLECTION
+            check_target(uri, collection)
 
         def note(message: str) -> None:
             notices.append(message)
             if progress:
                 print(f"qa: {message}", file=sys.stderr, flush=True)
 
-        corpus = load_corpus(corpus_dir)
-        for problem in corpus.problems:
-            note(problem)
+        opening = _Opening(corpus_dir, note, progress)
         manifest = read_manifest(index_dir)
         if model is None:
             model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
         spec = IndexSpec(
             model=model_id(model),
-            corpus_fingerprint=corpus.fingerprint,
+            corpus_fingerprint="",
             sentences_per_passage=settings.sentences_per_passage,
             passage_stride=settings.passage_stride,
         )
+        stored = (manifest or {}).get("corpus") or {}
+        if not rebuild and manifest and stored.get("signature") == opening.signature:
+            # The corpus files are as they were when indexed: trust the recorded reading.
+            spec = replace(spec, corpus_fingerprint=manifest["spec"].get("corpus_fingerprint", ""))
+            opening.reuse(CorpusRecord(opening.signature, tuple(stored["problems"]), stored["skipped"]))
+        else:
+            spec = replace(spec, corpus_fingerprint=opening.corpus().fingerprint)
         embedder = Embedder(model, batch_size=settings.batch_size)
         data = None
         if rebuild:
@@ -149,16 +188,35 @@ class Engine:
             note(f"index in {index_dir} is damaged ({MANIFEST} is unreadable); rebuilding")
         elif manifest is None:
             note(f"no index in {index_dir}; building it")
-        elif reasons := stale_reasons(manifest, spec):
+        elif (reasons := stale_reasons(manifest, spec)) and reasons != [CORPUS_CHANGED]:
             note(f"index in {index_dir} is stale ({', '.join(reasons)}); rebuilding")
+        elif reasons or opening.loaded:
+            # The corpus changed, or only its files' times did: update in place of a rebuild.
+            try:
+                with build_embedder(embedder, ray_address) as build_encoder:
+                    report = update_index(
+                        index_dir,
+                        opening.corpus().articles,
+                        spec,
+                        build_encoder,
+                        progress,
+                        note=note,
+                        corpus=opening.record(),
+                    )
+                data = load_index(index_dir, report.files)
+                if reasons:
+                    note(report.summary())
+            except IndexStoreError as exc:
+                note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         else:
             try:
                 data = load_index(index_dir)
             except IndexStoreError as exc:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
+            corpus = opening.corpus()
             with build_embedder(embedder, ray_address) as build_encoder:
-                build_index(
+                files = build_index(
                     index_dir,
                     corpus.articles,
                     spec,
@@ -167,20 +225,25 @@ class Engine:
                     force=rebuild,
                     note=note,
                     reader=reader_identity(reader),
+                    corpus=opening.record(),
                 )
-            data = load_index(index_dir)
+            data = load_index(index_dir, files)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "
                 f"{data.manifest['counts']['passages']} passages"
             )
-        engine = cls(data, embedder, settings, notices, _open_reader(reader, note))
-        engine.corpus_problems = corpus.problems
+        retriever = None
+        if uri is not None:
+            retriever = open_retriever(uri, data, collection, sync, progress, note)
+        engine = cls(data, embedder, settings, notices, _open_reader(reader, note), retriever)
+        engine.corpus_problems = opening.record().problems
         use_one_thread_per_question()
         return engine
 
     @property
-    def articles(self) -> tuple[Article, ...]:
-        return self._data.articles
+    def articles(self) -> Mapping[str, Article]:
+        """The indexed articles by doc_id; a body is read from disk only when looked up."""
+        return self._data.live_articles()
 
     @property
     def manifest(self) -> dict:
@@ -188,10 +251,10 @@ class Engine:
 
     def article(self, doc_id: str) -> Article:
         """The indexed article ``doc_id``; raises InputError for an unknown id."""
-        try:
-            return self._data.articles[self._doc_index[doc_id]]
-        except KeyError:
-            raise InputError(f"no article with id {doc_id!r} in this index") from None
+        article = self._data.article_by_id(doc_id) if isinstance(doc_id, str) else None
+        if article is None:
+            raise InputError(f"no article with id {doc_id!r} in this index")
+        return article
 
     def ask(
         self,
@@ -241,6 +304,8 @@ class Engine:
             weighted_terms += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
 
         fused = retrieve(self._retriever, query_vector, weighted_terms, filters, self.settings)
+        # Whatever a retriever returns, text no longer in the corpus is never cited or shown.
+        fused = [(pid, score) for pid, score in fused if self._filter.live[pid]]
         shaped = Question(question, query_vector, question_terms, question_shape(question))
         answers = self._extract(shaped, previous, fused, top_k)
         passages = tuple(self._retrieved(pid, score) for pid, score in fused[: self.settings.passages_shown])
@@ -305,7 +370,7 @@ class Engine:
     def _citation(self, sid: int, pid: int) -> Citation:
         a_idx, start, end = (int(v) for v in self._data.sentences[sid])
         _, p_start, p_end, _, _ = (int(v) for v in self._data.passages[pid])
-        article = self._data.articles[a_idx]
+        article = self._data.article(a_idx)
         return Citation(
             doc_id=article.doc_id,
             outlet=article.outlet,
@@ -322,7 +387,7 @@ class Engine:
 
     def _retrieved(self, pid: int, score: float) -> RetrievedPassage:
         a_idx, start, end, _, _ = (int(v) for v in self._data.passages[pid])
-        article = self._data.articles[a_idx]
+        article = self._data.article(a_idx)
         return RetrievedPassage(
             passage_id=pid,
             doc_id=article.doc_id,
@@ -429,3 +494,43 @@ def _open_reader(name: str | None, note: Callable[[str], None]) -> Reader | None
         note(f"{exc}; answers are ranked without the reader")
         return None
     return reader
+
+
+class _Opening:
+    """The corpus as Engine.open needs it: read at most once, and only when the index cannot vouch for it."""
+
+    def __init__(self, corpus_dir: Path, note: Callable[[str], None], progress: bool) -> None:
+        self._dir = corpus_dir
+        self._note = note
+        self._progress = progress
+        self.signature = corpus_signature(corpus_dir)
+        self._load: CorpusLoad | None = None
+        self._stored: CorpusRecord | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._load is not None
+
+    def reuse(self, stored: CorpusRecord) -> None:
+        """Take the problems recorded when the index last read these same files, and report them."""
+        self._stored = stored
+        for problem in stored.problems:
+            self._note(problem)
+
+    def corpus(self) -> CorpusLoad:
+        """The corpus, read now if it was not read yet (its problems reported once)."""
+        if self._load is None:
+            self._load = load_corpus(self._dir, progress=self._progress)
+            if self._stored is None:
+                for problem in self._load.problems:
+                    self._note(problem)
+            self._stored = None
+        return self._load
+
+    def record(self) -> CorpusRecord:
+        """What the manifest records of the corpus."""
+        if self._load is not None:
+            return CorpusRecord(self.signature, self._load.problems, self._load.skipped)
+        assert self._stored is not None
+        return self._stored
+

@@ -244,7 +244,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    articles = {a.doc_id: a for a in engine.articles}
+    articles = engine.articles
     unknown = sorted({s for q in questions for s in q.sources if s not in articles})
     if unknown:
         raise InputError(

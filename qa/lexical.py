@@ -56,7 +56,30 @@ def build_lexical_index(path: Path, docs: Iterable[LexicalDoc]) -> None:
     """Write a tantivy index of ``docs`` into the empty folder ``path``."""
     index = tantivy.Index(_schema(), path=str(path))
     index.register_tokenizer(ANALYZER, _analyzer())
+    _commit(index, (), docs)
+
+
+def update_lexical_index(path: Path, removed: Iterable[int], docs: Iterable[LexicalDoc]) -> None:
+    """Delete the passages ``removed`` from the tantivy index in ``path`` and add ``docs``, in one commit.
+
+    tantivy never rewrites a segment file: a commit writes new segment and
+    delete files and replaces ``meta.json`` and ``.managed.json`` whole, so an
+    update can start from hard links to a previous index's segment files
+    (given its own copies of those two) without touching that index.
+    """
+    index = tantivy.Index.open(str(path))
+    index.register_tokenizer(ANALYZER, _analyzer())
+    _commit(index, removed, docs)
+
+
+def _commit(index: tantivy.Index, removed: Iterable[int], docs: Iterable[LexicalDoc]) -> None:
+    """Delete passages ``removed``, add ``docs``, commit, and wait for any merges it started."""
     writer = index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+    removed = list(removed)
+    if removed:
+        # A query, not delete_documents_by_term: that one turns a Python int
+        # into a signed term, which matches no unsigned passage_id.
+        writer.delete_documents_by_query(tantivy.Query.term_set_query(index.schema, "passage_id", removed))
     for doc in docs:
         document = tantivy.Document()
         document.add_unsigned("passage_id", doc.passage_id)

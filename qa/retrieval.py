@@ -54,21 +54,33 @@ class PassageFilter:
     """Which passages an outlet and date filter admits, from per-passage columns.
 
     Per-article values are spread to passages by indexing, not a Python loop
-    over every passage (millions in a large archive).
+    over every passage (millions in a large archive). Dead passages (of
+    articles removed or edited since) are never admitted.
     """
 
     def __init__(self, data: IndexData, outlets: Sequence[str]) -> None:
         codes = {o: i for i, o in enumerate(outlets)}
         owner = data.passages[:, 0]
         self._codes = codes
-        self._outlet = np.array([codes[a.outlet] for a in data.articles], dtype=np.int64)[owner]
-        self._date = np.array([date_key(a.date) for a in data.articles], dtype=np.int64)[owner]
+        # Dead articles' outlets may be gone from the corpus: code -1 matches no filter.
+        article_outlet = np.array([codes.get(o, -1) for o in data.columns.outlet.tolist()], dtype=np.int64)
+        self._outlet = article_outlet[owner]
+        self._date = data.columns.date_key[owner]
+        self.live = data.live
+        self._live_ids: np.ndarray | None = None
+
+    @property
+    def live_ids(self) -> np.ndarray:
+        """Ids of every live passage (computed on first use)."""
+        if self._live_ids is None:
+            self._live_ids = np.flatnonzero(self.live)
+        return self._live_ids
 
     def allowed(self, filters: QueryFilters) -> np.ndarray | None:
-        """Ids of the passages inside ``filters``; None when no filter is set."""
+        """Ids of the live passages inside ``filters``; None when no filter is set."""
         if not filters.active:
             return None
-        mask = np.ones(len(self._outlet), dtype=bool)
+        mask = self.live.copy()
         if filters.outlets:
             mask &= np.isin(self._outlet, [self._codes[o] for o in filters.outlets])
         # Undated articles (key 0) fall outside any date range: their date is unknown.
@@ -81,6 +93,14 @@ class PassageFilter:
         return np.flatnonzero(mask)
 
 
+# Dead passages in the FAISS index (until a compaction drops them) are
+# skipped by asking for this many more results and dropping the dead ones,
+# which is exact; a result heap of a thousand costs next to nothing in a
+# scan. With more dead passages than this, the search is restricted to the
+# live ids instead (an id selector, built per query from the live ids).
+_OVERFETCH_LIMIT = 1000
+
+
 class LocalRetriever:
     """The embedded default: FAISS for the dense run, tantivy for BM25, both in the index folder."""
 
@@ -89,9 +109,18 @@ class LocalRetriever:
         self._filter = passage_filter
 
     def dense(self, vector: np.ndarray, k: int, filters: QueryFilters) -> Hits:
-        return search_dense(self._data.dense, vector, k, self._filter.allowed(filters))
+        allowed = self._filter.allowed(filters)
+        dead = self._data.dead_in_dense
+        if allowed is not None or dead == 0:
+            return search_dense(self._data.dense, vector, k, allowed)
+        if dead > _OVERFETCH_LIMIT:
+            return search_dense(self._data.dense, vector, k, self._filter.live_ids)
+        live = self._filter.live
+        hits = search_dense(self._data.dense, vector, k + dead)
+        return [(pid, score) for pid, score in hits if live[pid]][:k]
 
     def lexical(self, terms: Sequence[tuple[str, float]], k: int, filters: QueryFilters) -> Hits:
+        # Dead passages are deleted from tantivy by the update that retired them.
         return self._data.lexical.search(terms, k, filters.outlets, filters.since, filters.until)
 
 

@@ -12,6 +12,11 @@ from typing import Literal
 
 DEFAULT_CORPUS = Path("data/corpus")
 DEFAULT_INDEX = Path("index")
+# The Milvus collection of passages (qa.milvus), and the environment variable
+# a Milvus server's token is read from: never the command line, which other
+# local users can read.
+DEFAULT_COLLECTION = "newsqa_passages"
+MILVUS_TOKEN_ENV = "NEWSQA_MILVUS_TOKEN"
 
 
 @dataclass(frozen=True)

@@ -1,61 +1,64 @@
 """Build, save and load the on-disk index: plain files plus a JSON manifest.
 
-Layout of an index folder::
+Layout of an index folder (schema 5)::
 
-    manifest.json          schema version, model, dimension, corpus fingerprint,
-                           splitting settings, counts, size and sha256 of every file
-    articles.jsonl         one article a line: metadata and body
-    sentences.npy          int64 rows (article, start, end)
-    passages.npy           int64 rows (article, start, end, first_sentence, last_sentence)
-    sentence_vectors.npy   float32 unit vectors, one per sentence
-    entities.npy           int64 rows (sentence, start, end, label) of named
-                           entities, offsets within the sentence (qa.entities)
-    passages.faiss         FAISS index of passage vectors (id = row)
+    manifest.json          schema version, model, dimension, corpus fingerprint and
+                           signature, splitting settings, counts, segments, size and
+                           sha256 of every file, and its own sha256
+    articles.sqlite        one row per article version: body, metadata, digest, live
+                           flag (qa.articlestore); a row number is the article id
+                           the arrays below refer to
+    segments/000000/       the rows a build or update added (qa.segments): sentences,
+    segments/000001/...    passages, their vectors and named entities; global ids
+                           continue from one segment to the next
+    passages.faiss         FAISS IDMap index of passage vectors, ids = global passage ids
     bm25/                  tantivy index of passage text, outlet and date
 
-A build writes into a temporary sibling folder and swaps it into place in one
-atomic rename, so a build killed at any point leaves the previous index as it
-was; the next build clears what a killed one left behind. Builds of one index
-take a lock kept outside the work tree (see :func:`lock_path`). Nothing is
-pickled.
+Articles removed or edited since a passage was indexed are dead: their rows
+stay (ids never change) but are marked in ``articles.sqlite``, deleted from
+tantivy, and kept out of dense results until a compaction drops them from
+``passages.faiss`` (qa.update). A build or update writes a complete new
+folder and swaps it into place atomically (qa.indexfolder). Nothing is pickled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
-import errno
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import sys
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
-from qa.dense import INDEX_FACTORY, build_dense_index, load_dense_index, save_dense_index
+from qa.articlestore import (
+    ARTICLES_FILE,
+    ArticleColumns,
+    ArticleStore,
+    LiveArticles,
+    add_articles,
+    create_article_table,
+)
+from qa.dense import build_dense_index, choose_factory, load_dense_index, save_dense_index
 from qa.embed import Embedder
 from qa.entities import EntityTagger
 from qa.errors import IndexStoreError
-from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
+from qa.indexfolder import MANIFEST, lock_path, locked, staged
+from qa.lexical import LexicalIndex, build_lexical_index
 from qa.records import Article
-from qa.segment import make_passages, split_sentences
+from qa.segments import SEGMENTS_DIR, Numbering, SegmentArrays, load_segments, segment_name, write_segment
+
+__all__ = ["MANIFEST", "lock_path"]
 
 # Bump when the layout or the meaning of any file changes: older indexes are
 # then rebuilt instead of misread.
 # 3: the manifest holds a sha256 of every file. 4: entities.npy.
-SCHEMA_VERSION = 4
-MANIFEST = "manifest.json"
+# 5: articles.sqlite, segments/, an IDMap FAISS index, dead passages.
+SCHEMA_VERSION = 5
+LEXICAL_DIR = "bm25"
+DENSE_FILE = "passages.faiss"
 
 
 @dataclass(frozen=True)
@@ -67,21 +70,95 @@ class IndexSpec:
     sentences_per_passage: int
     passage_stride: int
     schema_version: int = SCHEMA_VERSION
-    index_factory: str = INDEX_FACTORY
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """What the manifest remembers of the corpus read, so a start can skip reading it.
+
+    ``signature`` is :func:`qa.corpus.corpus_signature` (file names, sizes,
+    times); while it matches, the stored ``problems`` are reported instead of
+    loading the corpus again.
+    """
+
+    signature: str
+    problems: tuple[str, ...] = ()
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A file this process has just written or checked: its inode, size, mtime and sha256."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path, sha256: str) -> FileStamp:
+        st = path.stat()
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns, sha256)
 
 
 @dataclass
 class IndexData:
-    """A loaded index: everything a query needs, already computed."""
+    """A loaded index: everything a query needs, already computed.
+
+    Article bodies stay in ``articles.sqlite`` and are read one at a time
+    (:meth:`article`); vectors stay memory-mapped in the segments; the int
+    arrays and per-article outlet/date columns are in memory.
+    """
 
     manifest: dict[str, Any]
-    articles: tuple[Article, ...]
-    sentences: np.ndarray
-    passages: np.ndarray
-    sentence_vectors: np.ndarray
+    store: ArticleStore
+    columns: ArticleColumns
+    segments: SegmentArrays
+    live: np.ndarray
     dense: faiss.Index
     lexical: LexicalIndex
-    entities: np.ndarray
+    files: dict[str, FileStamp] = field(default_factory=dict)
+
+    @property
+    def sentences(self) -> np.ndarray:
+        """int64 rows (article row, start, end), one per global sentence id."""
+        return self.segments.sentences
+
+    @property
+    def passages(self) -> np.ndarray:
+        """int64 rows (article row, start, end, first_sentence, last_sentence), one per passage id."""
+        return self.segments.passages
+
+    @property
+    def entities(self) -> np.ndarray:
+        return self.segments.entities
+
+    @property
+    def sentence_vectors(self) -> Any:
+        """Unit sentence vectors by global sentence id (memory-mapped; int or int-array indexing)."""
+        return self.segments.sentence_vectors
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        return self.columns.outlets
+
+    @property
+    def dead_in_dense(self) -> int:
+        """Dead passages still in the FAISS index, which dense searches must skip."""
+        return int(self.dense.ntotal) - int(self.live.sum())
+
+    def article(self, row: int) -> Article:
+        """The article at ``row`` (the first column of ``sentences`` and ``passages``)."""
+        return self.store.article(row)
+
+    def article_by_id(self, doc_id: str) -> Article | None:
+        """The live article ``doc_id``, or None when the corpus no longer has it."""
+        row = self.store.row_of(doc_id)
+        return None if row is None else self.store.article(row)
+
+    def live_articles(self) -> LiveArticles:
+        """The live articles by doc_id; bodies are read only when looked up."""
+        return LiveArticles(self.store)
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
@@ -95,27 +172,40 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
+CORPUS_CHANGED = "the corpus changed"
+
+
 def stale_reasons(manifest: dict[str, Any], spec: IndexSpec) -> list[str]:
-    """Why an index with ``manifest`` cannot serve ``spec``; empty when it can."""
+    """Why an index with ``manifest`` cannot serve ``spec``; empty when it can.
+
+    :data:`CORPUS_CHANGED` alone can be fixed by an update (qa.update); the
+    others need a rebuild.
+    """
     labels = {
         "schema_version": "the index format changed",
         "model": "the embedding model changed",
-        "corpus_fingerprint": "the corpus changed",
+        "corpus_fingerprint": CORPUS_CHANGED,
         "sentences_per_passage": "the passage size changed",
         "passage_stride": "the passage stride changed",
-        "index_factory": "the FAISS index type changed",
     }
     built = manifest.get("spec", {})
     return [label for key, label in labels.items() if built.get(key) != getattr(spec, key)]
 
 
-def load_index(index_dir: Path) -> IndexData:
+def load_index(index_dir: Path, verified: Mapping[str, FileStamp] | None = None) -> IndexData:
     """Load and check an index folder.
+
+    Args:
+        index_dir: the index folder.
+        verified: files this process has just written (from :func:`build_index`
+            or an update) by name; one whose inode, size and mtime still match
+            is not hashed again.
 
     Raises:
         IndexStoreError: a file is missing, truncated or inconsistent with the
             manifest. The message says which.
     """
+    index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
     if manifest is None:
         raise IndexStoreError(f"no readable {MANIFEST} in {index_dir}")
@@ -124,55 +214,71 @@ def load_index(index_dir: Path) -> IndexData:
     try:
         # Checked before any file is opened: a damaged tantivy or FAISS file
         # can crash its reader instead of raising.
-        for name, (size, digest) in manifest["files"].items():
-            path = index_dir / name
-            if not path.is_file():
-                raise IndexStoreError(f"{name} is missing")
-            actual = path.stat().st_size
-            if actual != size:
-                raise IndexStoreError(f"{name} is {actual} bytes, manifest says {size}")
-            if file_sha256(path) != digest:
-                raise IndexStoreError(f"{name} does not match its checksum in the manifest")
+        files = _check_files(index_dir, manifest["files"], verified or {})
         counts = manifest["counts"]
-        articles = tuple(_read_articles(index_dir / "articles.jsonl"))
-        sentences = np.load(index_dir / "sentences.npy", allow_pickle=False)
-        passages = np.load(index_dir / "passages.npy", allow_pickle=False)
-        vectors = np.load(index_dir / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
-        dense = load_dense_index(index_dir / "passages.faiss")
-        lexical = LexicalIndex(index_dir / "bm25")
-        entities = np.load(index_dir / "entities.npy", allow_pickle=False)
+        dimension = manifest["dimension"]
+        store = ArticleStore(index_dir / ARTICLES_FILE)
+        columns = store.columns()
+        segments = load_segments(index_dir, manifest["segments"], dimension)
+        owners = segments.passages[:, 0]
+        if len(owners) and not 0 <= int(owners.min()) <= int(owners.max()) < len(columns.live):
+            raise IndexStoreError("passages.npy refers to articles that articles.sqlite does not hold")
+        live = columns.live[owners]
+        dense = load_dense_index(index_dir / DENSE_FILE)
+        lexical = LexicalIndex(index_dir / LEXICAL_DIR)
         found = {
-            "articles": len(articles),
-            "sentences": len(sentences),
-            "passages": len(passages),
-            "sentence_vectors": len(vectors),
-            "faiss": int(dense.ntotal),
+            "articles": int(columns.live.sum()),
+            "article_rows": len(columns.live),
+            "sentences": len(segments.sentences),
+            "sentence_vectors": len(segments.sentence_vectors),
+            "passages": len(segments.passages),
+            "passage_vectors": len(segments.passage_vectors),
+            "live_passages": int(live.sum()),
             "bm25": lexical.num_docs,
+            "dense": int(dense.ntotal),
         }
         expected = {
             "articles": counts["articles"],
+            "article_rows": counts["article_rows"],
             "sentences": counts["sentences"],
-            "passages": counts["passages"],
             "sentence_vectors": counts["sentences"],
-            "faiss": counts["passages"],
-            "bm25": counts["passages"],
+            "passages": counts["passages"],
+            "passage_vectors": counts["passages"],
+            "live_passages": counts["live_passages"],
+            "bm25": counts["live_passages"],
+            "dense": counts["dense"],
         }
         wrong = [f"{k}: {found[k]} (expected {expected[k]})" for k in found if found[k] != expected[k]]
         if wrong:
             raise IndexStoreError("counts disagree with the manifest: " + "; ".join(wrong))
-        if vectors.shape[1] != manifest["dimension"] or dense.d != manifest["dimension"]:
+        if dense.d != dimension:
             raise IndexStoreError("vector dimension disagrees with the manifest")
-        if (
-            entities.ndim != 2
-            or entities.shape[1] != 4
-            or (len(entities) and not 0 <= int(entities[:, 0].max()) < len(sentences))
-        ):
+        entities = segments.entities
+        if len(entities) and not 0 <= int(entities[:, 0].max()) < len(segments.sentences):
             raise IndexStoreError("entities.npy does not fit the sentences")
     except IndexStoreError:
         raise
     except Exception as exc:  # a damaged file surfaces as many exception types
         raise IndexStoreError(f"index in {index_dir} is unreadable: {exc}") from exc
-    return IndexData(manifest, articles, sentences, passages, vectors, dense, lexical, entities)
+    return IndexData(manifest, store, columns, segments, live, dense, lexical, files)
+
+
+def _check_files(
+    index_dir: Path, listed: dict[str, list[Any]], verified: Mapping[str, FileStamp]
+) -> dict[str, FileStamp]:
+    """Check every listed file's size and sha256; their stamps, for an update to reuse."""
+    stamps = {}
+    for name, (size, digest) in listed.items():
+        path = index_dir / name
+        if not path.is_file():
+            raise IndexStoreError(f"{name} is missing")
+        stamp = FileStamp.of(path, digest)
+        if stamp.size != size:
+            raise IndexStoreError(f"{name} is {stamp.size} bytes, manifest says {size}")
+        if verified.get(name) != stamp and file_sha256(path) != digest:
+            raise IndexStoreError(f"{name} does not match its checksum in the manifest")
+        stamps[name] = stamp
+    return stamps
 
 
 def build_index(
@@ -184,129 +290,108 @@ def build_index(
     force: bool = True,
     note: Callable[[str], None] | None = None,
     reader: dict[str, str] | None = None,
-) -> None:
+    corpus: CorpusRecord | None = None,
+    tagger: EntityTagger | None = None,
+) -> dict[str, FileStamp]:
     """Split, embed and index ``articles`` into ``index_dir``, atomically.
 
     Holds a lock (:func:`lock_path`) so two builds of one index never
     interleave: the second says whose lock it waits for, then, unless
     ``force``, finds the index the first one built current and keeps it.
     ``reader`` (id and sha256 of the reader the index is built to answer
-    with) is recorded in the manifest; the index does not depend on it.
+    with) and ``corpus`` are recorded in the manifest; the index does not
+    depend on them. ``tagger`` finds named entities (spaCy's, by default).
+
+    Returns:
+        The files written, for :func:`load_index` to skip hashing again
+        (empty when an index built by another process was kept).
 
     Raises:
         IndexStoreError: the index folder or its lock cannot be written.
     """
     index_dir = Path(index_dir)
-    try:
-        index_dir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror}") from exc
-    with _build_lock(index_dir, note):
-        _check_replaceable(index_dir)
-        _clear_leftovers(index_dir)
+    tagger = tagger or EntityTagger()
+    with locked(index_dir, note):
         if not force and _is_current(index_dir, spec):
-            return
-        tmp = index_dir.parent / f".{index_dir.name}.building-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
-            _write_index(tmp, articles, spec, embedder, progress, reader)
-            _swap_into_place(tmp, index_dir)
-        except OSError as exc:
-            raise IndexStoreError(f"cannot write the index to {index_dir}: {exc}") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            return {}
+        with staged(index_dir) as tmp:
+            create_article_table(tmp / ARTICLES_FILE)
+            add_articles(tmp / ARTICLES_FILE, 0, articles)
+            name = segment_name(0)
+            segment = write_segment(
+                tmp / SEGMENTS_DIR / name,
+                articles,
+                Numbering(0, 0, 0),
+                spec.sentences_per_passage,
+                spec.passage_stride,
+                embedder,
+                tagger,
+                progress,
+            )
+            dense = build_dense_index(segment.passage_vectors, progress=progress, ids=segment.passage_ids)
+            save_dense_index(dense, tmp / DENSE_FILE)
+            (tmp / LEXICAL_DIR).mkdir()
+            build_lexical_index(tmp / LEXICAL_DIR, segment.lexical_docs)
+            passages = len(segment.passage_ids)
+            counts = {
+                "articles": len(articles),
+                "article_rows": len(articles),
+                "sentences": segment.sentences,
+                "passages": passages,
+                "live_passages": passages,
+                "dense": passages,
+            }
+            header = {
+                "spec": asdict(spec),
+                "dimension": int(segment.passage_vectors.shape[1]),
+                "dense_factory": choose_factory(passages),
+                "entity_model": tagger.version,
+                "reader": reader,
+                "corpus": asdict(corpus) if corpus else None,
+            }
+            return write_manifest(tmp, header, counts, [name], {})
 
 
-def lock_path(index_dir: Path) -> Path:
-    """The lock file that builds of ``index_dir`` share.
-
-    It cannot live in the index folder, which a build replaces whole, nor
-    beside it, where it would litter the work tree (``index/`` sits in the
-    repository). So it lives in the user's runtime or temporary folder, named
-    after the index's absolute path.
-    """
-    resolved = str(Path(index_dir).resolve())
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"newsqa-locks-{os.getuid()}"
-    key = hashlib.sha256(resolved.encode()).hexdigest()[:16]
-    return base / f"{Path(resolved).name}-{key}.lock"
-
-
-def _write_index(
+def write_manifest(
     folder: Path,
-    articles: Sequence[Article],
-    spec: IndexSpec,
-    embedder: Embedder,
-    progress: bool,
-    reader: dict[str, str] | None,
-) -> None:
-    sentence_rows: list[tuple[int, int, int]] = []
-    passage_rows: list[tuple[int, int, int, int, int]] = []
-    sentence_texts: list[str] = []
-    passage_texts: list[str] = []
-    lexical_docs: list[LexicalDoc] = []
-    for a_idx, article in enumerate(
-        tqdm(articles, desc="Splitting articles", unit="article", disable=not progress)
-    ):
-        sentences = split_sentences(article.doc_id, article.body)
-        passages = make_passages(
-            article.body,
-            sentences,
-            spec.sentences_per_passage,
-            spec.passage_stride,
-            first_sentence_id=len(sentence_rows),
-        )
-        sentence_rows.extend((a_idx, s.start, s.end) for s in sentences)
-        sentence_texts.extend(s.text for s in sentences)
-        for p in passages:
-            lexical_docs.append(LexicalDoc(len(passage_rows), p.text, article.outlet, article.date))
-            passage_rows.append((a_idx, p.start, p.end, p.first_sentence, p.last_sentence))
-            passage_texts.append(p.text)
+    header: dict[str, Any],
+    counts: dict[str, int],
+    segments: list[str],
+    unchanged: Mapping[str, FileStamp],
+) -> dict[str, FileStamp]:
+    """Write ``folder``'s manifest: ``header``, counts, segments and every file's size and sha256.
 
-    if progress:
-        print(
-            f"Embedding {len(passage_texts)} passages with {embedder.model_id}", file=sys.stderr, flush=True
-        )
-    passage_vectors = embedder.encode(passage_texts, progress=progress)
-    if progress:
-        print(f"Embedding {len(sentence_texts)} sentences", file=sys.stderr, flush=True)
-    sentence_vectors = embedder.encode(sentence_texts, progress=progress)
-    tagger = EntityTagger()
-    entities = tagger.tag(sentence_texts, progress=progress)
+    A file in ``unchanged`` (hard-linked from the previous index: same inode,
+    size and mtime) keeps the digest already checked; every other file is
+    hashed. The manifest is written last: a folder without one is never a
+    valid index.
 
-    with (folder / "articles.jsonl").open("w", encoding="utf-8") as out:
-        for article in articles:
-            out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
-    np.save(folder / "sentences.npy", np.asarray(sentence_rows, dtype=np.int64).reshape(-1, 3))
-    np.save(folder / "passages.npy", np.asarray(passage_rows, dtype=np.int64).reshape(-1, 5))
-    np.save(folder / "sentence_vectors.npy", sentence_vectors)
-    np.save(folder / "entities.npy", entities)
-    save_dense_index(build_dense_index(passage_vectors), folder / "passages.faiss")
-    (folder / "bm25").mkdir()
-    build_lexical_index(folder / "bm25", lexical_docs)
-
+    Returns:
+        The stamp of every file listed.
+    """
+    stamps: dict[str, FileStamp] = {}
+    for path in sorted(folder.rglob("*")):
+        # tantivy's lock files are empty and come and go; they are not index content.
+        if not path.is_file() or path.name.startswith(".tantivy-"):
+            continue
+        name = path.relative_to(folder).as_posix()
+        known = unchanged.get(name)
+        if known is not None and FileStamp.of(path, known.sha256) == known:
+            stamps[name] = known
+        else:
+            stamps[name] = FileStamp.of(path, file_sha256(path))
     manifest = {
-        "spec": asdict(spec),
-        "dimension": int(passage_vectors.shape[1]),
-        "entity_model": tagger.version,
-        "reader": reader,
-        "counts": {
-            "articles": len(articles),
-            "sentences": len(sentence_rows),
-            "passages": len(passage_rows),
-        },
-        # Every file, tantivy's included, with its size and sha256: a damaged
-        # file is named on load instead of being misread.
-        "files": {
-            path.relative_to(folder).as_posix(): [path.stat().st_size, file_sha256(path)]
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.name.startswith(".tantivy-")
-        },
+        **header,
+        "counts": counts,
+        "segments": segments,
+        # Every file, tantivy's included: a damaged file is named on load instead of being misread.
+        "files": {name: [s.size, s.sha256] for name, s in stamps.items()},
     }
     # A change inside the manifest (a size, a checksum) must name the manifest,
     # not the file whose entry it altered.
     manifest["manifest_sha256"] = _manifest_digest(manifest)
-    # The manifest is written last: a folder without one is never a valid index.
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return stamps
 
 
 def _manifest_digest(manifest: dict[str, Any]) -> str:
@@ -334,92 +419,3 @@ def _is_current(index_dir: Path, spec: IndexSpec) -> bool:
         return False
     return True
 
-
-def _check_replaceable(index_dir: Path) -> None:
-    """Refuse to build over anything but an index or an empty folder.
-
-    A build replaces the whole folder, so ``--index data/corpus`` given by
-    mistake would otherwise delete the corpus.
-    """
-    if not index_dir.exists() and not index_dir.is_symlink():
-        return
-    if not index_dir.is_dir():
-        raise IndexStoreError(f"{index_dir} is a file, not an index folder")
-    if (index_dir / MANIFEST).exists() or not any(index_dir.iterdir()):
-        return
-    raise IndexStoreError(
-        f"{index_dir} holds other files and no {MANIFEST}, so it is not a newsqa index and is "
-        "left alone; give --index a new or empty folder"
-    )
-
-
-def _clear_leftovers(index_dir: Path) -> None:
-    """Remove the temporary folders of builds that were killed (called under the lock)."""
-    for pattern in (f".{index_dir.name}.building-*", f".{index_dir.name}.old-*"):
-        for folder in index_dir.parent.glob(pattern):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-_RENAME_EXCHANGE = 2  # linux/fs.h
-
-
-def _swap_into_place(tmp: Path, index_dir: Path) -> None:
-    """Put ``tmp`` at ``index_dir`` so that a reader always finds a whole index there.
-
-    On Linux renameat2(RENAME_EXCHANGE) swaps the two folders in one step; a
-    kill right after it leaves the old index in ``tmp``, which the next build
-    clears. Elsewhere two renames leave a moment with no index, after which
-    the next start rebuilds.
-    """
-    if not index_dir.exists():
-        os.replace(tmp, index_dir)
-        return
-    if _exchange(tmp, index_dir):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    old = index_dir.parent / f".{index_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(index_dir, old)
-    os.replace(tmp, index_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths; False where the system cannot."""
-    libc_name = ctypes.util.find_library("c")
-    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
-    if renameat2 is None:
-        return False
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL):  # old kernel or a file system without exchange
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-@contextlib.contextmanager
-def _build_lock(index_dir: Path, note: Callable[[str], None] | None) -> Iterator[None]:
-    path = lock_path(index_dir)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = path.open("w")
-    except OSError as exc:
-        raise IndexStoreError(f"cannot create the build lock {path}: {exc.strerror}") from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if note is not None:
-                note(f"another process is building {index_dir} (lock {path}); waiting for it to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_articles(path: Path) -> Iterator[Article]:
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            yield Article(**json.loads(line))

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -293,11 +293,14 @@ def serve(
     port: int,
     auth: tuple[str, str] | None = None,
     reader: str | None = None,
+    backend: Literal["local", "milvus"] = "local",
+    uri: str | None = None,
+    collection: str | None = None,
 ) -> int:
     """Open (building on first start) the index, then serve the chat until interrupted.
 
     Args:
-        corpus_dir: folder of article files and ``sources.csv``.
+        corpus_dir: folder of article files and ``sources.csv``, or a ``.jsonl``/``.csv`` archive file.
         index_dir: index folder; built with progress bars when missing or stale.
         model: sentence-transformers model, or None for the index's own.
         host: address to listen on.
@@ -305,6 +308,8 @@ def serve(
         auth: (user, password) that every page and API call must log in with
             (Gradio's own login), or None for an open app.
         reader: CrossEncoder for the reader, None for the shipped one, "none" for none.
+        backend, uri, collection: where passages are retrieved (Engine.open); a
+            Milvus collection must already be loaded by ``qa index --backend milvus``.
 
     Returns:
         The exit status (0).
@@ -313,7 +318,16 @@ def serve(
     # WARNING, not INFO: the tracebacks are logged as errors, and INFO would let
     # every library's load messages and HTTP requests into the same stream.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    engine = Engine.open(corpus_dir, index_dir, model=model, progress=True, reader=reader)
+    engine = Engine.open(
+        corpus_dir,
+        index_dir,
+        model=model,
+        progress=True,
+        reader=reader,
+        backend=backend,
+        uri=uri,
+        collection=collection,
+    )
     app = build_app(engine)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     app.launch(server_name=host, server_port=port, css=_CSS, ssr_mode=False, show_error=False, auth=auth)

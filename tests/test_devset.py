@@ -22,7 +22,7 @@ QUESTIONS = [
 
 
 def test_dev_set_is_well_formed(engine: Engine) -> None:
-    bodies = {a.doc_id: a.body for a in engine.articles}
+    bodies = {doc_id: article.body for doc_id, article in engine.articles.items()}
     assert len(QUESTIONS) >= 40
     assert sum(not q["answerable"] for q in QUESTIONS) >= 6
     assert sum(bool(q.get("history")) for q in QUESTIONS) >= 2

@@ -1,4 +1,4 @@
-"""Faults lose nothing: killed builds, damaged index files, two builders at once.
+"""Faults lose nothing: killed builds and updates, damaged index files, two builders at once.
 
 Every test builds its own index of a two-article corpus in a temporary folder,
 with the real model, FAISS and tantivy.
@@ -127,8 +127,9 @@ def fork_server() -> Iterator[subprocess.Popen[str]]:
     proc.wait(timeout=60)
 
 
-def _start_build(server: subprocess.Popen[str], corpus: Path, index: Path) -> int:
-    server.stdin.write(f"index --force --corpus {corpus} --index {index}\n")
+def _start_build(server: subprocess.Popen[str], corpus: Path, index: Path, force: bool = True) -> int:
+    """Start ``qa index`` in a forked child (a rebuild with ``force``, else a build or update); its pid."""
+    server.stdin.write(f"index {'--force ' if force else ''}--corpus {corpus} --index {index}\n")
     server.stdin.flush()
     return int(server.stdout.readline())
 
@@ -174,6 +175,58 @@ def test_sigkill_during_builds_never_loses_the_index(
     assert _leftovers(index) == [], "a finished build clears what killed ones left"
 
 
+def test_sigkill_during_updates_never_loses_the_index(
+    tmp_path: Path,
+    fork_server: subprocess.Popen[str],
+    built: tuple[Path, Path],
+    embedder: Embedder,
+    reader: Reader,
+    baseline: list[list[dict]],
+) -> None:
+    rng = random.Random(SEED)
+    corpus, index = built
+    grown = tmp_path / "grown"
+    shutil.copytree(corpus, grown)
+    added = "000_3aa418e33fff14e7.txt"
+    shutil.copy(CORPUS / added, grown / added)
+    rows = (CORPUS / "sources.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    with (grown / "sources.csv").open("a", encoding="utf-8") as out:
+        out.write(next(r for r in rows if r.startswith(added)))
+    assert load_corpus(grown).problems == ()
+
+    # Whole updates, to know how long one takes (the quicker of two: the first
+    # pays for cold caches) and what it gives.
+    durations = []
+    for name in ("first", "done"):
+        done = tmp_path / name
+        shutil.copytree(index, done)
+        started = time.monotonic()
+        _start_build(fork_server, grown, done, force=False)
+        assert int(fork_server.stdout.readline()) == 0
+        durations.append(time.monotonic() - started)
+    duration = min(durations)
+    assert load_index(done).manifest["segments"] == ["000000", "000001"], "an update, not a rebuild"
+    updated = _answers(Engine(load_index(done), embedder, Settings(), (), reader))
+
+    killed = 0
+    for attempt in range(KILLS // 2):
+        copy = tmp_path / f"index-{attempt}"
+        shutil.copytree(index, copy)
+        pid = _start_build(fork_server, grown, copy, force=False)
+        # The first half: the update itself (the rest is loading the result and the reader).
+        time.sleep(rng.uniform(0, duration / 2))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        killed += os.WIFSIGNALED(int(fork_server.stdout.readline()))
+        # The previous index whole (every checksum verified), or the finished update.
+        assert _answers(Engine(load_index(copy), embedder, Settings(), (), reader)) in (baseline, updated)
+    assert killed >= KILLS // 4, f"only {killed} of {KILLS // 2} updates were killed before finishing"
+    _start_build(fork_server, grown, copy, force=False)
+    assert int(fork_server.stdout.readline()) == 0
+    assert _answers(Engine(load_index(copy), embedder, Settings(), (), reader)) == updated
+    assert _leftovers(copy) == [], "a finished update clears what killed ones left"
+
+
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
     if how == "truncated":
@@ -205,7 +258,7 @@ def test_every_damaged_index_file_is_named_on_load(
 
 @pytest.mark.parametrize(
     ("name", "how"),
-    [("articles.jsonl", "patched"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
+    [("articles.sqlite", "patched"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
 )
 def test_a_damaged_index_is_rebuilt_with_a_notice_naming_the_file(
     tmp_path: Path, built: tuple[Path, Path], baseline: list[list[dict]], name: str, how: str

@@ -1,0 +1,290 @@
+"""The Milvus backend on milvus-lite: the same runs and answers as the embedded FAISS + tantivy default."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus", reason="the Milvus backend needs the scale extra: pip install '.[scale]'")
+
+from conftest import CORPUS, ROOT
+
+from qa.cli import main
+from qa.corpus import split_date_prefix
+from qa.engine import Engine
+from qa.errors import IndexStoreError, InputError
+from qa.milvus import (
+    MilvusRetriever,
+    check_target,
+    connect,
+    filter_expression,
+    live_passage_ids,
+    passage_vectors,
+    query_text,
+    quote,
+    sync_collection,
+)
+from qa.records import Result
+from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters
+from qa.store import IndexData, load_index
+
+# An outlet name that would end a naively quoted string and widen the filter.
+TRICKY_OUTLET = 'Star "Observer" \\ or outlet != "'
+FILTERS = (
+    QueryFilters(),
+    QueryFilters(outlets=("1 NEWS",)),
+    QueryFilters(outlets=("NZ Herald", "Star Observer")),
+    QueryFilters(since="2020-03-09"),
+    QueryFilters(until="2020-03-08"),
+    QueryFilters(outlets=("1 NEWS",), since="2020-03-09", until="2020-03-09"),
+    QueryFilters(since="2021-01-01"),
+)
+
+
+def local_retriever(data: IndexData) -> LocalRetriever:
+    return LocalRetriever(data, PassageFilter(data, data.outlets))
+
+
+@pytest.fixture(scope="module")
+def bundled(bundled_index: Path) -> IndexData:
+    return load_index(bundled_index)
+
+
+@pytest.fixture(scope="module")
+def lite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One milvus-lite file for the module: one client per file, as milvus-lite locks it."""
+    return str(tmp_path_factory.mktemp("milvus") / "newsqa.db")
+
+
+@pytest.fixture(scope="module")
+def milvus_engine(bundled_index: Path, lite_uri: str) -> Engine:
+    """The bundled corpus's engine retrieving from milvus-lite, loaded as `qa index` does."""
+    return Engine.open(CORPUS, bundled_index, progress=False, backend="milvus", uri=lite_uri, sync=True)
+
+
+@pytest.fixture(scope="module")
+def retriever(milvus_engine: Engine, lite_uri: str) -> MilvusRetriever:
+    return MilvusRetriever(connect(lite_uri), "newsqa_passages")
+
+
+@pytest.fixture(scope="module")
+def second_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three bundled articles under other sources: a quoted outlet name and an undated article."""
+    folder = tmp_path_factory.mktemp("second") / "corpus"
+    folder.mkdir()
+    rows = [
+        ("001_2879f98caf0dd501.txt", TRICKY_OUTLET, "2020-03-08"),
+        ("002_f5cbbc7b4e1b3f9f.txt", "Star Observer", "2020-03-11"),
+        ("004_7ea3a471efd226e9.txt", "1 NEWS", ""),
+    ]
+    with (folder / "sources.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "outlet", "date", "title", "url"])
+        for name, outlet, date in rows:
+            # The bundled files open with their date: drop it where the article is to be undated.
+            body = (CORPUS / name).read_text(encoding="utf-8")
+            (folder / name).write_text(body if date else split_date_prefix(body)[1], encoding="utf-8")
+            writer.writerow([name, outlet, date, "", ""])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def second_index(second_corpus: Path) -> Path:
+    index_dir = second_corpus.parent / "index"
+    Engine.open(second_corpus, index_dir, progress=False, reader="none")
+    return index_dir
+
+
+def assert_same_run(local: list[tuple[int, float]], milvus: list[tuple[int, float]]) -> None:
+    assert [pid for pid, _ in milvus] == [pid for pid, _ in local]
+    assert np.allclose([s for _, s in milvus], [s for _, s in local], atol=1e-4)
+
+
+# --- pure functions -----------------------------------------------------------------
+
+
+def test_filter_expression_spells_each_filter() -> None:
+    assert filter_expression(QueryFilters()) == ""
+    assert (
+        filter_expression(QueryFilters(outlets=("1 NEWS", "NZ Herald")))
+        == 'outlet in ["1 NEWS", "NZ Herald"]'
+    )
+    # A date range leaves undated articles (date 0) out, as the local backend does.
+    assert (
+        filter_expression(QueryFilters(since="2020-03-09", until="2020-03-10"))
+        == "date > 0 and date >= 20200309 and date <= 20200310"
+    )
+    assert filter_expression(QueryFilters(until="2020-03-10")) == "date > 0 and date <= 20200310"
+
+
+def test_quote_escapes_what_would_end_the_string() -> None:
+    assert quote("1 NEWS") == '"1 NEWS"'
+    assert quote(TRICKY_OUTLET) == '"Star \\"Observer\\" \\\\ or outlet != \\""'
+    assert quote("a\nb\tc\rd") == '"a\\nb\\tc\\rd"'
+
+
+def test_query_text_repeats_terms_by_weight() -> None:
+    # 1.0 -> 5 copies, the history weight 0.6 -> 3; a term in both keeps its larger weight.
+    text = query_text([("polic", 1.0), ("train", 1.0), ("director", 0.6), ("polic", 0.6)])
+    assert text.split() == ["polic"] * 5 + ["train"] * 5 + ["director"] * 3
+    assert query_text([("faint", 0.01), ("zero", 0.0)]).split() == ["faint"]
+    assert query_text([]) == ""
+
+
+@pytest.mark.parametrize(
+    "uri", ["milvus", "index/milvus.sqlite", "ftp://host:19530", "http://host", "http://a b:1"]
+)
+def test_a_uri_that_is_neither_a_db_file_nor_a_server_url_is_refused(uri: str) -> None:
+    with pytest.raises(InputError, match=r"\.db .*http\(s\)://host:port"):
+        check_target(uri)
+
+
+def test_collection_names_milvus_cannot_take_are_refused() -> None:
+    check_target("x.db", "newsqa_passages")
+    check_target("https://milvus.example:443", "_p2")
+    for name in ("1abc", "news-qa", "", "a" * 256):
+        with pytest.raises(InputError, match="--collection"):
+            check_target("x.db", name)
+
+
+# --- milvus-lite against the embedded default ----------------------------------------
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: filter_expression(f) or "none")
+def test_dense_run_equals_the_local_one(
+    filters: QueryFilters, bundled: IndexData, retriever: MilvusRetriever
+) -> None:
+    local = local_retriever(bundled)
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal(bundled.dense.d).astype(np.float32)
+    queries = [*passage_vectors(bundled, np.array([0, 23, 58])), noise / np.linalg.norm(noise)]
+    for vector in queries:
+        expected = local.dense(vector, 50, filters)
+        assert_same_run(expected, retriever.dense(vector, 50, filters))
+    if filters == QueryFilters(since="2021-01-01"):
+        assert expected == []
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: filter_expression(f) or "none")
+def test_bm25_run_matches_the_same_passages(
+    filters: QueryFilters, bundled: IndexData, retriever: MilvusRetriever
+) -> None:
+    """Same terms, same passages matched. Scores differ slightly: tantivy stores each
+    passage's length in one lossy byte, Milvus exactly (docs/scaling.md)."""
+    local = local_retriever(bundled)
+    terms = [(t, 1.0) for t in bundled.lexical.terms("Why did the police refuse to escort the couple home?")]
+    expected = local.lexical(terms, 100, filters)
+    found = retriever.lexical(terms, 100, filters)
+    assert {pid for pid, _ in found} == {pid for pid, _ in expected}
+    if expected:
+        assert found[0][0] == expected[0][0]
+
+
+def top_answer(result: Result) -> tuple[str, str, int] | None:
+    if result.abstained:
+        return None
+    answer = result.answers[0]
+    return answer.text, answer.citations[0].doc_id, answer.citations[0].start
+
+
+def test_dev_questions_get_the_same_top_answer(engine: Engine, milvus_engine: Engine) -> None:
+    """Measured: 54 of the 55 dev questions give the same top answer. The other (q13)
+    has two answers 0.0001 apart locally, which the BM25 length rounding above swaps;
+    so a differing question must be such a near-tie, answered with the other one."""
+    questions = [json.loads(line) for line in (ROOT / "data/eval/questions.jsonl").read_text().splitlines()]
+    differing = []
+    for q in questions:
+        local = engine.ask(q["question"], history=q.get("history", []))
+        milvus = milvus_engine.ask(q["question"], history=q.get("history", []))
+        assert local.abstained == milvus.abstained, q["id"]
+        if top_answer(local) == top_answer(milvus):
+            continue
+        differing.append(q["id"])
+        first, second = local.answers[:2]
+        assert first.score - second.score < 1e-3, q["id"]
+        assert top_answer(milvus) == (second.text, second.citations[0].doc_id, second.citations[0].start)
+    assert len(differing) <= 1, differing  # measured: q13 alone
+
+
+def test_a_quoted_outlet_name_filters_exactly_and_cannot_widen_the_filter(
+    second_index: Path, lite_uri: str
+) -> None:
+    data = load_index(second_index)
+    client = connect(lite_uri)
+    sync_collection(client, data, "tricky", progress=False)
+    milvus = MilvusRetriever(client, "tricky")
+    local = local_retriever(data)
+    vector = passage_vectors(data, np.array([0]))[0]
+    only_tricky = QueryFilters(outlets=(TRICKY_OUTLET,))
+    found = milvus.dense(vector, 50, only_tricky)
+    assert_same_run(local.dense(vector, 50, only_tricky), found)
+    owners = {data.article(int(data.passages[pid][0])).outlet for pid, _ in found}
+    assert owners == {TRICKY_OUTLET}
+    # Injection attempt: a name that, pasted raw, would match every passage.
+    assert milvus.dense(vector, 50, QueryFilters(outlets=('x" or date >= 0 or outlet == "',))) == []
+    # The undated article is in no date range, but in an outlet filter.
+    dated = milvus.dense(vector, 50, QueryFilters(since="2000-01-01"))
+    assert_same_run(local.dense(vector, 50, QueryFilters(since="2000-01-01")), dated)
+    assert len(dated) < len(live_passage_ids(data))
+
+
+def test_resync_replaces_the_passages_and_a_current_collection_is_left_alone(
+    bundled: IndexData, second_index: Path, lite_uri: str
+) -> None:
+    second = load_index(second_index)
+    client = connect(lite_uri)
+    first = sync_collection(client, bundled, "resync", progress=False)
+    assert (first.written, first.deleted, first.rows) == (len(bundled.passages), 0, len(bundled.passages))
+    again = sync_collection(client, bundled, "resync", progress=False)
+    assert not again.changed and again.rows == len(bundled.passages)
+
+    report = sync_collection(client, second, "resync", progress=False)
+    assert report.rows == len(second.passages)
+    assert report.deleted == len(bundled.passages) - len(second.passages)
+    milvus = MilvusRetriever(client, "resync")
+    vector = passage_vectors(second, np.array([1]))[0]
+    assert_same_run(
+        local_retriever(second).dense(vector, 100, QueryFilters()), milvus.dense(vector, 100, QueryFilters())
+    )
+
+    back = sync_collection(client, bundled, "resync", progress=False)
+    assert back.rows == len(bundled.passages)
+    vector = passage_vectors(bundled, np.array([40]))[0]
+    assert_same_run(
+        local_retriever(bundled).dense(vector, 100, QueryFilters()), milvus.dense(vector, 100, QueryFilters())
+    )
+
+
+def test_a_collection_of_another_build_or_none_is_refused_with_the_command_to_fix_it(
+    bundled_index: Path, second_index: Path, lite_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = connect(lite_uri)
+    sync_collection(client, load_index(second_index), "other_build", progress=False)
+    with pytest.raises(IndexStoreError, match=r"does not hold this index build.*qa index --backend milvus"):
+        Engine.open(
+            CORPUS, bundled_index, progress=False, backend="milvus", uri=lite_uri, collection="other_build"
+        )
+    status = main(
+        [
+            "ask",
+            "Who?",
+            "--corpus",
+            str(CORPUS),
+            "--index",
+            str(bundled_index),
+            "--backend",
+            "milvus",
+            "--uri",
+            lite_uri,
+            "--collection",
+            "never_loaded",
+        ]
+    )
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "no collection 'never_loaded'" in error
+    assert f"qa index --backend milvus --uri {lite_uri} --collection never_loaded" in error
