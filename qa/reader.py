@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.embed import DEFAULT_MODEL, model_id, quiet_transformers, resolve_model_location
+from qa.embed import PACKAGED_MODEL, model_id, quiet_transformers, resolve_model_location
 from qa.errors import ModelError
 from qa.extract import ScoredSentence
 from qa.store import file_sha256
@@ -213,7 +213,7 @@ def _load_shipped(folder: Path, reader: Reader) -> CrossEncoder:
         delta = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise ModelError(f"reader weights {weights} are unreadable: {exc}") from None
-    base = shared_embeddings(meta.get("base", DEFAULT_MODEL))
+    base = shared_embeddings(meta.get("base", PACKAGED_MODEL))
     state = {k: v.float() for k, v in delta.items()}
     state.update(base)
     missing, unexpected = model.model.load_state_dict(state, strict=False)

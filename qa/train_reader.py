@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed import DEFAULT_MODEL, Embedder, quiet_transformers, resolve_model_location
+from qa.embed import PACKAGED_MODEL, Embedder, quiet_transformers, resolve_model_location
 from qa.reader import MAX_LENGTH, READER_META, SHARED_PREFIX, WEIGHTS_FILE
 from qa.readerdata import (
     ReaderExample,
@@ -74,7 +74,7 @@ def train_reader(
     docs, questions = load_sources(train_dir, xquad)
     titles = list(dict.fromkeys(d.group for d in docs.values() if d.group != "news"))
     examples = build_examples(
-        docs, questions, Embedder(DEFAULT_MODEL), config.group_size, config.context_chars, progress
+        docs, questions, Embedder(PACKAGED_MODEL), config.group_size, config.context_chars, progress
     )
     examples = split_by_fold(examples, titles, config.holdout, config.folds)
     model = _base_cross_encoder(config.layers)
@@ -115,7 +115,7 @@ def train_reader(
                 bar.update()
     hf_model.eval()
     meta = {
-        "base": DEFAULT_MODEL,
+        "base": PACKAGED_MODEL,
         "config": asdict(config),
         "training_examples": class_counts(examples),
         "candidates_per_example": round(candidates_per_example(examples), 2),
@@ -147,7 +147,7 @@ def _base_cross_encoder(layers: int):  # -> CrossEncoder
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = CrossEncoder(
-            resolve_model_location(DEFAULT_MODEL),
+            resolve_model_location(PACKAGED_MODEL),
             num_labels=1,
             device="cpu",
             max_length=MAX_LENGTH,

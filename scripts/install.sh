@@ -21,4 +21,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".${extras}"
+# The default embedding backend runs the packaged model exported to ONNX;
+# export it now (about 30 s) rather than on the first start.
+.venv/bin/qa export-onnx --variant onnx
 echo "install.sh: newsqa installed in .venv"

