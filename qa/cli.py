@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa import __version__
 from qa.citefmt import citation_label
-from qa.errors import CorpusError, IndexStoreError, InputError, ModelError, QAError
+from qa.errors import ClusterError, CorpusError, IndexStoreError, InputError, ModelError, QAError
 from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -49,12 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Split, embed and index a corpus. Skips the work if the index is current.",
         epilog="examples:\n  qa index --corpus data/corpus --index index/\n"
         "  qa index --corpus export/articles.jsonl --index archive-index/\n"
-        "  qa index --backend milvus --uri index/milvus.db   # and load its passages into milvus-lite",
+        "  qa index --backend milvus --uri index/milvus.db   # and load its passages into milvus-lite\n"
+        "  qa index --corpus archive/ --index archive-index/ --ray ray://head:10001",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_location_options(index)
     _add_backend_options(index)
     index.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    index.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="embed on Ray: 'local' (Ray on this machine), 'auto' (the cluster this machine is in) "
+        "or ray://HOST:10001 (a cluster's head); needs pip install 'newsqa[scale]' (docs/scaling-ray.md)",
+    )
 
     ask = sub.add_parser(
         "ask",
@@ -270,7 +278,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_SKIPPED = 3
-_USAGE_ERRORS = (CorpusError, IndexStoreError, ModelError)
+_USAGE_ERRORS = (ClusterError, CorpusError, IndexStoreError, ModelError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _open(args: argparse.Namespace, rebuild: bool = False, sync: bool = False) -> Engine:
+def _open(
+    args: argparse.Namespace, rebuild: bool = False, sync: bool = False, ray_address: str | None = None
+) -> Engine:
     from qa.engine import Engine
 
     return Engine.open(
@@ -323,11 +333,12 @@ def _open(args: argparse.Namespace, rebuild: bool = False, sync: bool = False) -
         uri=args.uri,
         collection=args.collection,
         sync=sync,
+        ray_address=ray_address,
     )
 
 
 def _index(args: argparse.Namespace) -> int:
-    engine = _open(args, rebuild=args.force, sync=True)
+    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray)
     counts = engine.manifest["counts"]
     problems = len(engine.corpus_problems)
     print(

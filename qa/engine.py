@@ -18,6 +18,7 @@ from qa.embed import DEFAULT_MODEL, Embedder, embedder_id, use_one_thread_per_qu
 from qa.entities import sentence_entities
 from qa.errors import IndexStoreError, InputError, ModelError
 from qa.extract import ScoredSentence, group_same_reports, idf, rank_candidates
+from qa.ray_embed import build_embedder
 from qa.reader import (
     DEFAULT_READER,
     Reader,
@@ -101,6 +102,7 @@ class Engine:
         uri: str | None = None,
         collection: str | None = None,
         sync: bool = False,
+        ray_address: str | None = None,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building it first if needed.
 
@@ -135,6 +137,9 @@ class Engine:
             sync: with ``"milvus"``: load the index's live passages into the
                 collection first; without it a collection out of step with the
                 index raises IndexStoreError.
+            ray_address: embed a build or an update on Ray (``"local"``, ``"auto"``
+                or ``"ray://HOST:10001"``; see :class:`qa.ray_embed.RayEmbedder`)
+                instead of in this process; questions are still encoded here.
         """
         settings = settings or Settings()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -189,15 +194,16 @@ class Engine:
         elif reasons or opening.loaded:
             # The corpus changed, or only its files' times did: update in place of a rebuild.
             try:
-                report = update_index(
-                    index_dir,
-                    opening.corpus().articles,
-                    spec,
-                    embedder,
-                    progress,
-                    note=note,
-                    corpus=opening.record(),
-                )
+                with build_embedder(embedder, ray_address) as build_encoder:
+                    report = update_index(
+                        index_dir,
+                        opening.corpus().articles,
+                        spec,
+                        build_encoder,
+                        progress,
+                        note=note,
+                        corpus=opening.record(),
+                    )
                 data = load_index(index_dir, report.files)
                 if reasons:
                     note(report.summary())
@@ -210,17 +216,18 @@ class Engine:
                 note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         if data is None:
             corpus = opening.corpus()
-            files = build_index(
-                index_dir,
-                corpus.articles,
-                spec,
-                embedder,
-                progress,
-                force=rebuild,
-                note=note,
-                reader=reader_identity(reader),
-                corpus=opening.record(),
-            )
+            with build_embedder(embedder, ray_address) as build_encoder:
+                files = build_index(
+                    index_dir,
+                    corpus.articles,
+                    spec,
+                    build_encoder,
+                    progress,
+                    force=rebuild,
+                    note=note,
+                    reader=reader_identity(reader),
+                    corpus=opening.record(),
+                )
             data = load_index(index_dir, files)
             note(
                 f"indexed {len(corpus.articles)} article(s), skipped {corpus.skipped}; "

@@ -19,3 +19,7 @@ class IndexStoreError(QAError):
 
 class ModelError(QAError):
     """The embedding model cannot be found or loaded."""
+
+
+class ClusterError(QAError):
+    """The Ray cluster that was to embed an index cannot be used (not installed, unreachable, job failed)."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install newsqa into .venv. Usage: bash scripts/install.sh [--test]
-#   --test  also the test tools, the scale backends the tests run (milvus-lite),
-#           and Debian's Chromium for the browser tests.
+#   --test  also the test tools, the scale extra the tests run (milvus-lite,
+#           Ray), and Debian's Chromium for the browser tests.
 # torch goes in first as the CPU build: a bare "torch" requirement would pull
 # a multi-GB CUDA build.
 set -euo pipefail
