@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         default=None,
         help="embed on Ray: 'local' (Ray on this machine), 'auto' (the cluster this machine is in) "
-        "or ray://HOST:10001 (a cluster's head); needs pip install 'newsqa[scale]' (docs/scaling-ray.md)",
+        "or ray://HOST:10001 (a cluster's head); needs pip install 'newsqa[scale]' (docs/scaling.md)",
     )
 
     ask = sub.add_parser(

@@ -283,7 +283,7 @@ def _job_error(exc: BaseException) -> QAError:
     # Ray puts a worker's traceback in the message; its last line names the original error.
     return ClusterError(
         f"the Ray embedding job failed: {_last_line(exc)}. Every worker needs newsqa and the "
-        "model installed (docs/scaling-ray.md)"
+        "model installed (docs/scaling.md)"
     )
 
 
