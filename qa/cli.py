@@ -319,7 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _open(
-    args: argparse.Namespace, rebuild: bool = False, sync: bool = False, ray_address: str | None = None
+    args: argparse.Namespace,
+    rebuild: bool = False,
+    sync: bool = False,
+    ray_address: str | None = None,
+    load_reader: bool = True,
 ) -> Engine:
     from qa.engine import Engine
 
@@ -334,11 +338,13 @@ def _open(
         collection=args.collection,
         sync=sync,
         ray_address=ray_address,
+        load_reader=load_reader,
     )
 
 
 def _index(args: argparse.Namespace) -> int:
-    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray)
+    # Building needs no reader: it is recorded in the manifest, not loaded.
+    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray, load_reader=False)
     counts = engine.manifest["counts"]
     problems = len(engine.corpus_problems)
     print(

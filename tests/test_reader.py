@@ -15,6 +15,7 @@ from qa.errors import ModelError
 from qa.extract import Candidate, ScoredSentence
 from qa.reader import (
     CONTEXT_CHARS,
+    DEFAULT_READER,
     READER_META,
     WEIGHTS_FILE,
     Reader,
@@ -171,4 +172,12 @@ def test_any_local_cross_encoder_can_be_the_reader(bundled_index: Path, tiny_cro
 def test_reader_none_ranks_by_evidence_alone(bundled_index: Path) -> None:
     engine = Engine.open(CORPUS, bundled_index, progress=False, reader="none")
     assert engine.reader is None and not engine.reads
+    assert engine.threshold == engine.settings.evidence_abstain_threshold
+
+
+def test_a_build_only_open_records_the_reader_without_loading_it(bundled_index: Path) -> None:
+    """``qa index`` opens with load_reader=False: the manifest names the reader, no model is read."""
+    engine = Engine.open(CORPUS, bundled_index, progress=False, load_reader=False)
+    assert engine.reader is None and not engine.reads
+    assert engine.manifest["reader"]["id"] == DEFAULT_READER
     assert engine.threshold == engine.settings.evidence_abstain_threshold
