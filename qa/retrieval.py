@@ -10,6 +10,7 @@ it stay the same.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -68,6 +69,11 @@ class PassageFilter:
         self._date = data.columns.date_key[owner]
         self.live = data.live
         self._live_ids: np.ndarray | None = None
+        # A filtered question needs its allowed ids twice (the engine's "no
+        # article matches" notice, then the dense search), and a web app sees
+        # the same few filters again and again: each costs a pass over every
+        # passage, so the last few are kept (read-only, up to 8 MB each at 1M).
+        self.allowed = functools.lru_cache(maxsize=8)(self._allowed)
 
     @property
     def live_ids(self) -> np.ndarray:
@@ -76,7 +82,7 @@ class PassageFilter:
             self._live_ids = np.flatnonzero(self.live)
         return self._live_ids
 
-    def allowed(self, filters: QueryFilters) -> np.ndarray | None:
+    def _allowed(self, filters: QueryFilters) -> np.ndarray | None:
         """Ids of the live passages inside ``filters``; None when no filter is set."""
         if not filters.active:
             return None
@@ -90,7 +96,9 @@ class PassageFilter:
             mask &= self._date >= date_key(filters.since)
         if filters.until:
             mask &= self._date <= date_key(filters.until)
-        return np.flatnonzero(mask)
+        ids = np.flatnonzero(mask)
+        ids.setflags(write=False)
+        return ids
 
 
 # Dead passages in the FAISS index (until a compaction drops them) are
