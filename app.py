@@ -4,7 +4,7 @@
 (a ``.db`` file for milvus-lite, or http(s)://host:port for a server).
 
 The options are those of ``qa serve``, parsed by the same code, so the two
-cannot drift apart; ``qa.cli`` hands over to :func:`qa.webapp.serve`.
+cannot drift apart; ``qa.cli`` hands over to :func:`qa.web.app.serve`.
 """
 
 import sys

@@ -266,7 +266,7 @@ def real_sentences() -> list[list[str]]:
     """The real documents (benchmarks/real_text.py), each as its sentences."""
     from real_text import real_documents
 
-    from qa.segment import split_sentences
+    from qa.index.split import split_sentences
 
     return [[s.text for s in split_sentences(d.doc_id, d.text)] for d in real_documents()]
 

@@ -41,7 +41,7 @@ OUTLETS = ("NZ Herald", "1 NEWS", "Star Observer", "Stuff", "RNZ")
 _CHILD = """
 import json, resource, sys, time, tracemalloc
 from pathlib import Path
-from qa.corpus import corpus_signature, load_corpus
+from qa.corpus.folder import corpus_signature, load_corpus
 
 def rss_mb():
     with open("/proc/self/statm") as handle:

@@ -14,7 +14,7 @@ Markdown table:
    without fold k, from ``scripts/xquad_cv.py``) with each backend. These
    take minutes a backend.
 
-The ONNX exports are made first (into the cache, qa.onnx_export) so no
+The ONNX exports are made first (into the cache, qa.embedding.onnx_export) so no
 timing includes one. Timings depend on the machine and its load: compare
 ratios within one run. Usage:
 
@@ -55,7 +55,7 @@ TOLERANCE = 0.01
 
 def _passages(limit: int) -> list[str]:
     """Up to ``limit`` passage texts: the team's news articles, then XQuAD contexts."""
-    from qa.segment import make_passages, split_sentences
+    from qa.index.split import make_passages, split_sentences
     from qa.settings import Settings
 
     bodies = []
@@ -80,7 +80,7 @@ def _stats(samples_s: list[float]) -> dict[str, float]:
 
 def _worker(model: str, passages: int, repeats: int) -> dict:
     """One backend, in this (fresh) process: load, build throughput, question latency."""
-    from qa.embed import Embedder, use_one_thread_per_question
+    from qa.embedding.embedder import Embedder, use_one_thread_per_question
 
     texts = _passages(passages)
     questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
@@ -112,7 +112,7 @@ def _worker(model: str, passages: int, repeats: int) -> dict:
 
 
 def _speed(passages: int, repeats: int) -> dict[str, dict]:
-    from qa.onnx_export import ONNX_VARIANTS, cached_export
+    from qa.embedding.onnx_export import ONNX_VARIANTS, cached_export
 
     for variant in ONNX_VARIANTS:
         cached_export(variant, lambda message: print(f"bench: {message}", file=sys.stderr))
@@ -141,8 +141,8 @@ def _speed(passages: int, repeats: int) -> dict[str, dict]:
 def _quality(xquad_cv: Path, folds: int) -> dict[str, dict]:
     """Dev-set and cross-validated XQuAD figures (hybrid) of each backend."""
     from qa.engine import Engine
-    from qa.evaluate import evaluate, load_questions, summary_json
-    from qa.squad import evaluate_squad
+    from qa.evaluation.evaluate import evaluate, load_questions, summary_json
+    from qa.evaluation.squad import evaluate_squad
 
     results = {}
     for name, model in MODELS.items():

@@ -4,10 +4,10 @@ Measures, and writes to ``benchmarks/results/milvus.json``:
 
 1. on the bundled corpus: the load (sync) time into a fresh collection and a
    re-sync of an unchanged index; dense, BM25 and fused retrieval latency
-   (median, p95) through :class:`qa.milvus.MilvusRetriever` and
-   :class:`qa.retrieval.LocalRetriever` for the dev questions; and how often
+   (median, p95) through :class:`qa.retrieval.milvus.MilvusRetriever` and
+   :class:`qa.retrieval.retriever.LocalRetriever` for the dev questions; and how often
    the two backends give the same top answer, with the BM25 history weight
-   sent as term repetition (what qa.milvus does), ignored (every term once),
+   sent as term repetition (what qa.retrieval.milvus does), ignored (every term once),
    or dropped (question terms only);
 2. on synthetic sets (random unit vectors, ~100-word passages drawn from a
    Zipf vocabulary as in bench_retrieval.py, three outlets, dates over 2020):
@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_retrieval import DIMENSION, OUTLETS, QUERIES, _synthetic_words  # noqa: E402
 from common import latency_stats  # noqa: E402
 
-from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index  # noqa: E402
-from qa.milvus import MilvusRetriever, connect, sync_collection  # noqa: E402
+from qa.index.lexical import LexicalDoc, LexicalIndex, build_lexical_index  # noqa: E402
+from qa.index.store import IndexData, load_index  # noqa: E402
 from qa.records import Article  # noqa: E402
-from qa.retrieval import Hits, LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve  # noqa: E402
+from qa.retrieval.milvus import MilvusRetriever, connect, sync_collection  # noqa: E402
+from qa.retrieval.retriever import Hits, LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import IndexData, load_index  # noqa: E402
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -119,9 +119,10 @@ def _load(data: IndexData, uri: str) -> tuple[MilvusClient, dict[str, float]]:
 
 def bench_bundled(repeats: int, tmp: Path) -> dict[str, object]:
     """The bundled corpus: load, latency and top-answer agreement over the dev questions."""
-    from qa.embed import DEFAULT_MODEL, Embedder
+    from qa.answer.reader import Reader
+    from qa.embedding.embedder import Embedder
+    from qa.embedding.packaged import DEFAULT_MODEL
     from qa.engine import Engine
-    from qa.reader import Reader
 
     questions = [
         json.loads(line)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed import Embedder
-from qa.ray_embed import RayEmbedder, connect
+from qa.embedding.embedder import Embedder
+from qa.embedding.ray_job import RayEmbedder, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

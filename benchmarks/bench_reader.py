@@ -37,7 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 QUESTIONS = ROOT / "data" / "eval" / "questions.jsonl"
 CORPUS = ROOT / "data" / "corpus"
 COLD_QUESTION = "Who is the director of Auckland Pride?"
-_FLOOR_SCRIPT = "import sys; from qa.embed import Embedder; Embedder().encode([sys.argv[1]])"
+_FLOOR_SCRIPT = "import sys; from qa.embedding.embedder import Embedder; Embedder().encode([sys.argv[1]])"
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -51,8 +51,8 @@ def _questions() -> list[tuple[str, list[str]]]:
 
 def _warm(engine_open, repeats: int) -> dict:
     """Floor and answer times in this process."""
+    from qa.answer.reader import Reader
     from qa.engine import Engine
-    from qa.reader import Reader
 
     engine: Engine = engine_open()
     questions = _questions()

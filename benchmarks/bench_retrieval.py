@@ -72,7 +72,7 @@ def bench_engine(repeats: int) -> dict[str, object]:
 
 def bench_dense(size: int) -> dict[str, object]:
     """FAISS exact inner-product search over ``size`` random unit vectors."""
-    from qa.dense import build_dense_index, load_dense_index, save_dense_index, search_dense
+    from qa.index.dense import build_dense_index, load_dense_index, save_dense_index, search_dense
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((size, DIMENSION), dtype=np.float32)
@@ -117,7 +117,7 @@ def _synthetic_words(rng: np.random.Generator) -> np.ndarray:
 
 def bench_bm25(size: int) -> dict[str, object]:
     """tantivy BM25 over ``size`` synthetic ~100-word passages."""
-    from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
+    from qa.index.lexical import LexicalDoc, LexicalIndex, build_lexical_index
 
     rng = np.random.default_rng(0)
     words = _synthetic_words(rng)

@@ -1,4 +1,4 @@
-"""Benchmark: retrieval at 10k, 100k and 1M passages with the index qa/dense.py chooses.
+"""Benchmark: retrieval at 10k, 100k and 1M passages with the index qa/index/dense.py chooses.
 
 Each size runs in a fresh process, so its memory figures are its own, and
 measures: dense index build time, size on disk and in RAM (resident memory
@@ -139,14 +139,14 @@ def bench_size(size: int, factory: str | None) -> dict[str, object]:
     """Every figure for one corpus size, in this process."""
     from real_text import real_questions
 
-    from qa.dense import (
+    from qa.index.dense import (
         build_dense_index,
         choose_factory,
         load_dense_index,
         prepare_for_search,
         save_dense_index,
     )
-    from qa.lexical import LexicalDoc, LexicalIndex, build_lexical_index
+    from qa.index.lexical import LexicalDoc, LexicalIndex, build_lexical_index
     from qa.settings import Settings
 
     depth = Settings().retrieve_depth
@@ -270,8 +270,8 @@ def _retrieval_run(index, lexical, queries: np.ndarray, terms: list, outlets: tu
     The outlet filter is applied as the engine applies it: ids for the dense
     index, a required outlet clause in tantivy.
     """
-    from qa.dense import search_dense
-    from qa.fusion import score_blend
+    from qa.index.dense import search_dense
+    from qa.retrieval.fusion import score_blend
     from qa.settings import Settings
 
     settings = Settings()
@@ -299,7 +299,7 @@ def _loaded_ram_mb(path: Path) -> float:
 
 def _dense_run(index, queries: np.ndarray, allowed: np.ndarray | None, truth: np.ndarray, depth: int) -> dict:
     """Latency and recall@10 of ``search_dense`` over ``queries``."""
-    from qa.dense import search_dense
+    from qa.index.dense import search_dense
 
     found, samples = [], []
     for query in queries:
@@ -358,8 +358,9 @@ def _axes(ax, ylabel: str, title: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="Measure dense (the index qa/dense.py chooses), BM25 and combined retrieval at growing "
-        "corpus sizes; writes benchmarks/results/scale.json and scale_latency.png, scale_memory.png.",
+        description="Measure dense (the index qa/index/dense.py chooses), BM25 and combined retrieval "
+        "at growing corpus sizes; writes benchmarks/results/scale.json, scale_latency.png and "
+        "scale_memory.png.",
         epilog="example: python benchmarks/bench_scale.py --sizes 10000 100000 1000000 "
         "(run benchmarks/real_text.py first)",
     )
@@ -373,7 +374,7 @@ def main() -> int:
     parser.add_argument("--ram", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ram:
-        from qa.dense import load_dense_index
+        from qa.index.dense import load_dense_index
 
         before = rss_mb()
         index = load_dense_index(args.ram)

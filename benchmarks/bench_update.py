@@ -48,12 +48,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.corpus import corpus_signature, load_corpus  # noqa: E402
-from qa.embed import DEFAULT_MODEL, Embedder  # noqa: E402
-from qa.entities import EntityTagger  # noqa: E402
+from qa.corpus.folder import corpus_signature, load_corpus  # noqa: E402
+from qa.embedding.embedder import Embedder  # noqa: E402
+from qa.embedding.packaged import DEFAULT_MODEL  # noqa: E402
+from qa.index.entities import EntityTagger  # noqa: E402
+from qa.index.store import CorpusRecord, IndexSpec, build_index  # noqa: E402
+from qa.index.update import UpdateReport, update_index  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import CorpusRecord, IndexSpec, build_index  # noqa: E402
-from qa.update import UpdateReport, update_index  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SENTENCES_PER_ARTICLE = 20  # 10 passages of 3 sentences at stride 2

@@ -52,7 +52,7 @@ class RealDocument:
 
 def real_documents() -> list[RealDocument]:
     """Every real document available offline, in a fixed order."""
-    from qa.corpus import split_date_prefix
+    from qa.corpus.folder import split_date_prefix
 
     docs = []
     if XQUAD.exists():
@@ -96,7 +96,7 @@ def recombined_passages(count: int, seed: int = SEED) -> list[str]:
     shuffled order; the rest are windows with one sentence replaced by a
     random sentence of another document, so topics stay mostly coherent.
     """
-    from qa.segment import split_sentences
+    from qa.index.split import split_sentences
 
     rng = np.random.default_rng(seed)
     sentence_lists = [[s.text for s in split_sentences(d.doc_id, d.text)] for d in real_documents()]
@@ -132,7 +132,7 @@ def embed_cached(texts: list[str], name: str, progress: bool = True) -> np.ndarr
     A chunk file is named by its texts' hash, so a changed passage list is
     never paired with stale vectors.
     """
-    from qa.embed import Embedder
+    from qa.embedding.embedder import Embedder
 
     embedder = Embedder()
     parts = []

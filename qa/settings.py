@@ -1,7 +1,7 @@
 """Defaults in one place; every keyword left as ``None`` elsewhere means "use these".
 
 The numbers were chosen on the dev set (``data/eval/questions.jsonl``); the
-README's "Tuning" section gives the measurements behind each.
+docs/evaluation.md's "Tuning" section gives the measurements behind each.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Literal
 
 DEFAULT_CORPUS = Path("data/corpus")
 DEFAULT_INDEX = Path("index")
-# The Milvus collection of passages (qa.milvus), and the environment variable
+# The Milvus collection of passages (qa.retrieval.milvus), and the environment variable
 # a Milvus server's token is read from: never the command line, which other
 # local users can read.
 DEFAULT_COLLECTION = "newsqa_passages"
@@ -21,15 +21,15 @@ MILVUS_TOKEN_ENV = "NEWSQA_MILVUS_TOKEN"
 
 @dataclass(frozen=True)
 class Weights:
-    """How the evidence for an answer sentence adds up (see qa.extract.Candidate).
+    """How the evidence for an answer sentence adds up (see qa.answer.scoring.Candidate).
 
-    Chosen by a grid search on the dev set (README, "Tuning"): the embedding
+    Chosen by a grid search on the dev set (docs/evaluation.md, "Tuning"): the embedding
     similarity carries paraphrases, the idf-weighted term overlap rewards the
     rare words a question names, the passage's fused retrieval score lends
     context a lone sentence lacks, and the answer-type and named-source terms
     break near-ties between an answer and a sentence that only echoes the
     question. The answer-type weight was raised from 0.04 to 0.06 when "how
-    old/far/long/much" got kinds of their own (README, "Answer kinds").
+    old/far/long/much" got kinds of their own (docs/evaluation.md, "Answer kinds").
     """
 
     dense: float = 0.70
@@ -46,7 +46,7 @@ class Settings:
     # Passages: windows of whole sentences. 3 sentences with a stride of 2
     # (neighbouring passages share a sentence) gave the best passage hit@1 on
     # the dev set: 0.778, against 0.711 for 4/2, 0.733 for 3/1, 0.533 for
-    # single sentences (README, "Tuning").
+    # single sentences (docs/evaluation.md, "Tuning").
     sentences_per_passage: int = 3
     passage_stride: int = 2
     # Which retrievers run: "hybrid" fuses both; the others are for ablations.
@@ -56,7 +56,7 @@ class Settings:
     # Fusion of the dense and BM25 runs. "blend" (each run's scores scaled by
     # its best, 0.6 dense / 0.4 BM25) beat reciprocal rank fusion on both
     # evaluation sets: dev MRR@10 0.852 vs 0.831, XQuAD paragraph hit@1 0.950
-    # vs 0.935 (README, "Tuning"). "rrf" remains for corpora where BM25 and
+    # vs 0.935 (docs/evaluation.md, "Tuning"). "rrf" remains for corpora where BM25 and
     # cosine scores are badly matched; k=60 is Cormack et al.'s (2009) value.
     fusion: Literal["rrf", "blend"] = "blend"
     dense_weight: float = 0.6
@@ -67,17 +67,17 @@ class Settings:
     passages_shown: int = 5
     top_k: int = 3
     weights: Weights = field(default_factory=Weights)
-    # The reader (qa.reader) reads this many of the best candidates by
+    # The reader (qa.answer.reader) reads this many of the best candidates by
     # evidence (0: none); their ranking score blends its probability with the
     # evidence score at this weight, and abstention reads its probability.
-    # Tuned on the dev set (README, "Reader"): no weight raised top-1 by more
+    # Tuned on the dev set (docs/evaluation.md, "Reader"): no weight raised top-1 by more
     # than one question of 45 and weights of 0.5 or more lowered it, while the
     # reader's probability separates unanswerable questions far better than
     # the evidence score (0.7 abstained against 0.2, at 2.2% false abstention).
     # 5 candidates cost least among the settings that reach that.
     reader_candidates: int = 5
     reader_weight: float = 0.1
-    # An answer scoring below this is not given; see README "Abstention".
+    # An answer scoring below this is not given; see docs/evaluation.md, "Abstention" and "Reader".
     # The first applies to the reader's probability (the answer's
     # confidence), the second to evidence scores when no reader runs
     # (--reader none, or the reader file is missing): 0.42 was tuned for the

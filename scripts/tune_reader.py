@@ -3,8 +3,8 @@
 For each reader weight and number of candidates read, runs the dev questions
 once (hybrid retrieval, no threshold) and reports top-1, top-3, and the
 abstention figures at the highest threshold that keeps wrongly abstained
-answerable questions at or under 5%. Prints a Markdown table; the README's
-"Reader tuning" table is its output.
+answerable questions at or under 5%. Prints a Markdown table; docs/evaluation.md's
+"Reader" tuning table is its output.
 
 Usage: python scripts/tune_reader.py [--reader PATH] [--weights 0.5 0.7 1.0] [--candidates 8 12 16]
 """
@@ -31,8 +31,8 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 8, 12])
     args = parser.parse_args()
     from qa.engine import Engine
-    from qa.evaluate import evaluate, load_questions
-    from qa.metrics import abstention_sweep
+    from qa.evaluation.evaluate import evaluate, load_questions
+    from qa.evaluation.metrics import abstention_sweep
 
     questions = load_questions(QUESTIONS)
     with tempfile.TemporaryDirectory(prefix="qa-tune-") as tmp:

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.archive import MAX_LINE_BYTES, derived_id
-from qa.corpus import MAX_ARTICLE_BYTES, corpus_signature, load_corpus
+from qa.corpus.archive import MAX_LINE_BYTES, derived_id
+from qa.corpus.folder import MAX_ARTICLE_BYTES, corpus_signature, load_corpus
 from qa.engine import Engine
 from qa.errors import CorpusError
 from qa.records import Article

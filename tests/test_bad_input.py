@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import MAX_ARTICLE_BYTES, load_corpus
-from qa.store import load_index
+from qa.corpus.folder import MAX_ARTICLE_BYTES, load_corpus
+from qa.index.store import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"

@@ -17,7 +17,7 @@ import pytest
 from conftest import free_port, serve_app
 
 from qa.engine import Engine
-from qa.webapp import build_app
+from qa.web.app import build_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -180,7 +180,7 @@ def test_ask_api_matches_qa_ask_json(app_url, engine):
     """Same JSON as ``qa ask --json`` (timing aside), from the shared engine fixture."""
     from gradio_client import Client
 
-    from qa.jsonout import result_json
+    from qa.web.result_json import result_json
 
     got = Client(app_url, verbose=False).predict(FOLLOW_UP, history=[DIRECTOR], top_k=2, api_name="/ask")
     want = result_json(engine.ask(FOLLOW_UP, history=[DIRECTOR], top_k=2))
@@ -319,5 +319,5 @@ def test_a_question_that_raises_in_the_engine_gets_a_short_error_and_the_next_wo
     finally:
         context.close()
         app.close()
-    logged = [r for r in caplog.records if r.name == "qa.webapp" and r.exc_info]
+    logged = [r for r in caplog.records if r.name == "qa.web.app" and r.exc_info]
     assert logged and "injected fault" in caplog.text and "Traceback" in caplog.text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import load_corpus, split_date_prefix
+from qa.corpus.folder import load_corpus, split_date_prefix
 from qa.errors import CorpusError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.dense import (
+from qa.index.dense import (
     EXACT_FACTORY,
     EXACT_MAX_PASSAGES,
     approximate_factory,
@@ -139,7 +139,7 @@ def test_filters_on_an_id_map_use_passage_ids_beyond_the_row_count(vectors: np.n
 
 
 def test_needs_retype_only_across_the_exact_size_or_a_fourfold_change_in_cells() -> None:
-    from qa.dense import EXACT_MAX_PASSAGES, approximate_factory, needs_retype
+    from qa.index.dense import EXACT_MAX_PASSAGES, approximate_factory, needs_retype
 
     assert not needs_retype("Flat", EXACT_MAX_PASSAGES)
     assert needs_retype("Flat", EXACT_MAX_PASSAGES + 1)

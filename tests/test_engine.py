@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from qa.engine import Engine
 from qa.errors import InputError
-from qa.jsonout import result_json
+from qa.web.result_json import result_json
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 

@@ -15,8 +15,8 @@ import pytest
 from qa.cli import main
 from qa.engine import Engine
 from qa.errors import InputError
-from qa.evaluate import MODES, EvalQuestion, Evaluation, evaluate, load_questions, summary_json
-from qa.report import HIT_PLOT, REPORT_FILE, SCORES_PLOT, SWEEP_PLOT, write_report
+from qa.evaluation.evaluate import MODES, EvalQuestion, Evaluation, evaluate, load_questions, summary_json
+from qa.evaluation.report import HIT_PLOT, REPORT_FILE, SCORES_PLOT, SWEEP_PLOT, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "data" / "eval" / "questions.jsonl"

@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 from conftest import AppServer
 
-from qa.corpus import load_corpus
-from qa.embed import Embedder
+from qa.answer.reader import Reader
+from qa.corpus.folder import load_corpus
+from qa.embedding.embedder import Embedder
 from qa.engine import Engine
 from qa.errors import IndexStoreError
-from qa.jsonout import result_json
-from qa.reader import Reader
+from qa.index.store import MANIFEST, load_index, lock_path, read_manifest
 from qa.settings import Settings
-from qa.store import MANIFEST, load_index, lock_path, read_manifest
+from qa.web.result_json import result_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
@@ -46,8 +46,8 @@ _FORK_SERVER = """
 import os, sys
 import torch
 from qa.cli import main
-from qa.corpus import load_corpus
-from qa.embed import Embedder
+from qa.corpus.folder import load_corpus
+from qa.embedding.embedder import Embedder
 torch.set_num_threads(1)  # no thread pool for a forked child to inherit half-made
 Embedder().encode(["warm up"])  # loaded and warmed once, shared by every forked build
 for line in sys.stdin:
@@ -173,6 +173,60 @@ def test_sigkill_during_builds_never_loses_the_index(
     _start_build(fork_server, corpus, index)
     assert int(fork_server.stdout.readline()) == 0
     assert _leftovers(index) == [], "a finished build clears what killed ones left"
+
+
+def _building(index: Path) -> list[str]:
+    return [n for n in _leftovers(index) if n.startswith(f".{index.name}.building-")]
+
+
+def _kill_inside_a_build(server: subprocess.Popen[str], corpus: Path, index: Path) -> bool:
+    """Start a rebuild and SIGKILL it once its temporary folder exists; True if it was killed there."""
+    pid = _start_build(server, corpus, index)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _building(index):
+        time.sleep(0.002)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return os.WIFSIGNALED(int(server.stdout.readline())) and _leftovers(index) != []
+
+
+def test_qa_ask_after_a_killed_build_clears_its_leftovers(
+    tmp_path: Path, fork_server: subprocess.Popen[str], built: tuple[Path, Path]
+) -> None:
+    """A killed build's temporary folder goes with the next command that opens the index."""
+    corpus, index = built[0], tmp_path / "index"
+    shutil.copytree(built[1], index)
+    assert any(_kill_inside_a_build(fork_server, corpus, index) for _ in range(5)), "no build killed mid-way"
+    assert _building(index)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", QUESTIONS[0], "--corpus", str(corpus), "--index", str(index)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Max Tweedie" in done.stdout
+    assert _leftovers(index) == []
+    assert "rebuild" not in done.stderr and "building" not in done.stderr, "the index was current: used as is"
+
+
+def test_leftovers_of_a_running_build_are_left_alone(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """While another process holds the build lock, its temporary folder is in use: opening leaves it."""
+    corpus, index = built[0], tmp_path / "index"
+    shutil.copytree(built[1], index)
+    in_use = tmp_path / f".{index.name}.building-inuse"
+    in_use.mkdir()
+    lock = lock_path(index)
+    lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        Engine.open(corpus, index, progress=False, load_reader=False)
+        assert in_use.is_dir()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    Engine.open(corpus, index, progress=False, load_reader=False)
+    assert not in_use.exists()
 
 
 def test_sigkill_during_updates_never_loses_the_index(

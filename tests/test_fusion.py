@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qa.extract import idf, lexical_coverage
-from qa.fusion import reciprocal_rank_fusion, score_blend
+from qa.answer.scoring import lexical_coverage
+from qa.index.lexical import idf
+from qa.retrieval.fusion import reciprocal_rank_fusion, score_blend
 
 
 def test_rrf_scores_are_normalised_sums_of_reciprocal_ranks() -> None:

@@ -17,18 +17,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import qa.dense
-import qa.retrieval
-from qa.corpus import load_corpus
-from qa.embed import DEFAULT_MODEL, Embedder
+import qa.index.dense
+import qa.retrieval.retriever
+from qa.answer.reader import Reader
+from qa.checksum import file_sha256
+from qa.corpus.folder import load_corpus
+from qa.embedding.embedder import Embedder
+from qa.embedding.packaged import DEFAULT_MODEL
 from qa.engine import Engine
 from qa.errors import InputError
-from qa.reader import Reader
-from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters
-from qa.segment import make_passages, split_sentences
+from qa.index.split import make_passages, split_sentences
+from qa.index.store import IndexData, IndexSpec, build_index, load_index
+from qa.index.update import COMPACT_SHARE, UpdateReport, update_index
+from qa.retrieval.retriever import LocalRetriever, PassageFilter, QueryFilters
 from qa.settings import Settings
-from qa.store import IndexData, IndexSpec, build_index, file_sha256, load_index
-from qa.update import COMPACT_SHARE, UpdateReport, update_index
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
@@ -237,7 +239,7 @@ def test_dense_search_skips_dead_passages_exactly(
     data = load_index(index)
     assert data.dead_in_dense == 1
     if not overfetch:
-        monkeypatch.setattr(qa.retrieval, "_OVERFETCH_LIMIT", 0)
+        monkeypatch.setattr(qa.retrieval.retriever, "_OVERFETCH_LIMIT", 0)
     retriever = LocalRetriever(data, PassageFilter(data, data.outlets))
     dead = int(np.flatnonzero(~data.live)[0])
     for vector in (data.segments.passage_vectors[dead], embedder.encode(["police apology"])[0]):
@@ -340,14 +342,14 @@ def test_growing_past_the_exact_size_retypes_the_dense_index_from_stored_vectors
     assert before.manifest["dense_factory"] == "Flat"
     # The exact-search limit lowered to just under the index after the update,
     # so adding one article crosses it (the real limit is 50,000 passages).
-    monkeypatch.setattr(qa.dense, "EXACT_MAX_PASSAGES", int(before.live.sum()))
+    monkeypatch.setattr(qa.index.dense, "EXACT_MAX_PASSAGES", int(before.live.sum()))
     shutil.copy(CORPUS / f"{ADDED}.txt", corpus / f"{ADDED}.txt")
     report = _update(corpus, index, embedder)
     data = load_index(index)
     factory = data.manifest["dense_factory"]
-    assert report.compacted and factory.startswith("IVF") and factory == qa.dense.choose_factory(
+    assert report.compacted and factory.startswith("IVF") and factory == qa.index.dense.choose_factory(
         int(data.live.sum())
     )
-    assert isinstance(qa.dense.faiss.downcast_index(data.dense.index), qa.dense.faiss.IndexIVF)
+    assert isinstance(qa.index.dense.faiss.downcast_index(data.dense.index), qa.index.dense.faiss.IndexIVF)
     answer = _engine(index, embedder, reader).ask("Who opened a new library?").answers[0]
     assert answer.citations[0].doc_id == "tiny" and answer.text == TINY

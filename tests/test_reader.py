@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import reader as reader_module
-from qa.engine import Engine
-from qa.errors import ModelError
-from qa.extract import Candidate, ScoredSentence
-from qa.reader import (
+from qa.answer import reader as reader_module
+from qa.answer.reader import (
     CONTEXT_CHARS,
     DEFAULT_READER,
     READER_META,
@@ -25,7 +22,10 @@ from qa.reader import (
     rerank,
     sigmoid,
 )
-from qa.store import file_sha256
+from qa.answer.scoring import Candidate, ScoredSentence
+from qa.checksum import file_sha256
+from qa.engine import Engine
+from qa.errors import ModelError
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 
@@ -137,7 +137,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from qa.embed import DEFAULT_MODEL, resolve_model_location
+    from qa.embedding.packaged import DEFAULT_MODEL, resolve_model_location
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_location(DEFAULT_MODEL))

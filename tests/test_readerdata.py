@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.embed import Embedder
+from qa.embedding.embedder import Embedder
 from qa.errors import InputError
-from qa.readerdata import build_examples, fold_of, gold_sentence, load_sources, split_by_fold
+from qa.training.examples import build_examples, fold_of, gold_sentence, load_sources, split_by_fold
 
 BODY = (
     "A ferry captain hurt in a collision says it is not the first time he has been injured at sea. "

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.segment import MAX_SENTENCE_CHARS, make_passages, split_sentences
+from qa.index.split import MAX_SENTENCE_CHARS, make_passages, split_sentences
 
 _NEWSY = st.lists(
     st.one_of(

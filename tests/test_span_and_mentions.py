@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.mentions import date_matches, named_dates, named_outlets
-from qa.span import answer_kind, answer_span
+from qa.answer.mentions import date_matches, named_dates, named_outlets
+from qa.answer.span import answer_kind, answer_span
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
-from qa.corpus import load_corpus
+from qa.corpus.folder import load_corpus
 from qa.errors import InputError
-from qa.squad import evaluate_squad, fold_questions, load_squad, parse_squad, write_corpus
+from qa.evaluation.squad import evaluate_squad, fold_questions, load_squad, parse_squad, write_corpus
 
 # Three paragraphs under two titles; the first context starts with whitespace
 # (the loader strips it, so answer_start would point at the wrong place) and

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.embed import Embedder
+from qa.embedding.embedder import Embedder
 from qa.engine import Engine
 from qa.errors import ModelError
-from qa.jsonout import result_json
-from qa.store import IndexSpec, build_index, load_index
+from qa.index.store import IndexSpec, build_index, load_index
+from qa.web.result_json import result_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
@@ -75,7 +75,7 @@ def test_interrupted_build_keeps_the_previous_index(tmp_path: Path) -> None:
         sentences_per_passage=4,
         passage_stride=2,
     )
-    from qa.corpus import load_corpus
+    from qa.corpus.folder import load_corpus
 
     with pytest.raises(ModelError, match="cannot load embedding model"):
         build_index(index, load_corpus(corpus).articles, spec, Embedder("/no/such/model"), progress=False)

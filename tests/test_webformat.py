@@ -6,7 +6,7 @@ import pytest
 
 from qa.errors import InputError
 from qa.records import Answer, Article, Citation, Result, RetrievedPassage
-from qa.webformat import (
+from qa.web.html import (
     CiteRef,
     also_reported_html,
     article_html,

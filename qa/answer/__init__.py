@@ -1,0 +1,1 @@
+"""Choose the answering sentences among the retrieved passages, and cite them."""

@@ -1,0 +1,1 @@
+"""Read a corpus: a folder of article files, or a JSONL/CSV archive."""

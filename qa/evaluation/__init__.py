@@ -1,0 +1,1 @@
+"""Run an engine over question files and measure it: metrics, SQuAD, reports."""

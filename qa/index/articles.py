@@ -1,0 +1,202 @@
+"""Article bodies and metadata in SQLite, read one article at a time.
+
+The index folder's ``articles.sqlite`` holds one row per article version: its
+``row`` is the article number that sentence and passage arrays refer to, so a
+row is never renumbered or reused. An edited article gets a new row and its
+old row is marked dead (``live = 0``, body cleared), which keeps every stored
+offset pointing at the text it was computed from while no dead text can be
+served. A query reads only the bodies it cites, through a small cache, so
+opening an index costs one query for the metadata columns, not a read of the
+whole corpus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.index.lexical import date_key
+from qa.records import Article
+
+ARTICLES_FILE = "articles.sqlite"
+# Articles kept decoded in memory: a question cites a handful and the web
+# app's article view opens one at a time, so a few hundred covers every
+# article of recent questions without holding a large archive's bodies.
+_CACHE_ARTICLES = 256
+_COLUMNS = "doc_id, body, outlet, date, title, url"
+
+
+def article_digest(article: Article) -> str:
+    """sha256 of an article's content and metadata: equal digests mean nothing to re-index."""
+    fields = [article.doc_id, article.body, article.outlet, article.date, article.title, article.url]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ArticleColumns:
+    """Per-row metadata for every article row, read in one query at load.
+
+    ``outlet`` holds each row's outlet name (dead rows included, so row
+    numbers index it directly); ``date_key`` is :func:`qa.index.lexical.date_key`
+    of each date.
+    """
+
+    outlet: np.ndarray
+    date_key: np.ndarray
+    live: np.ndarray
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        """The distinct outlets of live articles, sorted."""
+        return tuple(sorted(set(self.outlet[self.live].tolist())))
+
+
+def create_article_table(path: Path) -> None:
+    """Create an empty ``articles.sqlite`` at ``path``."""
+    with _writer(path) as db:
+        db.execute(
+            "CREATE TABLE articles (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, body TEXT NOT NULL, "
+            "outlet TEXT NOT NULL, date TEXT NOT NULL, title TEXT NOT NULL, url TEXT NOT NULL, "
+            "digest TEXT NOT NULL, live INTEGER NOT NULL)"
+        )
+        db.execute("CREATE INDEX articles_doc_id ON articles (doc_id, live)")
+
+
+def add_articles(path: Path, first_row: int, articles: Iterable[Article]) -> None:
+    """Append ``articles`` as live rows numbered from ``first_row``."""
+    with _writer(path) as db:
+        db.executemany(
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (
+                (first_row + i, a.doc_id, a.body, a.outlet, a.date, a.title, a.url, article_digest(a))
+                for i, a in enumerate(articles)
+            ),
+        )
+
+
+def retire_articles(path: Path, rows: Iterable[int]) -> None:
+    """Mark article ``rows`` dead and drop their bodies (the text left the corpus)."""
+    with _writer(path) as db:
+        db.executemany("UPDATE articles SET live = 0, body = '' WHERE row = ?", ((r,) for r in rows))
+
+
+def live_digests(path: Path) -> dict[str, tuple[int, str]]:
+    """doc_id -> (row, digest) of every live article: what an update diffs the corpus against."""
+    with _reader(path) as db:
+        return {d: (r, g) for r, d, g in db.execute("SELECT row, doc_id, digest FROM articles WHERE live")}
+
+
+class ArticleStore:
+    """Read-only access to ``articles.sqlite``, safe to share between threads.
+
+    One connection, opened immutable (the file is never written after the
+    index swaps in: an update writes a copy), serialised by a lock; bodies
+    are fetched on demand and the last few hundred kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(_uri(path), uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._cached_row = functools.lru_cache(maxsize=_CACHE_ARTICLES)(self._fetch_row)
+
+    def columns(self) -> ArticleColumns:
+        """Outlet, date and liveness of every row, in row order."""
+        with self._lock:
+            rows = self._db.execute("SELECT row, outlet, date, live FROM articles ORDER BY row").fetchall()
+        if any(row != i for i, (row, _, _, _) in enumerate(rows)):
+            raise ValueError("article rows are not numbered 0..n-1")
+        return ArticleColumns(
+            outlet=np.array([o for _, o, _, _ in rows], dtype=object),
+            date_key=np.array([date_key(d) for _, _, d, _ in rows], dtype=np.int64),
+            live=np.array([bool(v) for _, _, _, v in rows], dtype=bool),
+        )
+
+    def article(self, row: int) -> Article:
+        """The article stored at ``row`` (KeyError when there is none)."""
+        return self._cached_row(int(row))
+
+    def row_of(self, doc_id: str) -> int | None:
+        """The live row of ``doc_id``, or None when no live article has that id."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT row FROM articles WHERE doc_id = ? AND live", (doc_id,)
+            ).fetchone()
+        return None if found is None else int(found[0])
+
+    def live_ids(self) -> list[str]:
+        """doc_ids of the live articles, in row order."""
+        with self._lock:
+            return [d for (d,) in self._db.execute("SELECT doc_id FROM articles WHERE live ORDER BY row")]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _fetch_row(self, row: int) -> Article:
+        with self._lock:
+            found = self._db.execute(f"SELECT {_COLUMNS} FROM articles WHERE row = ?", (row,)).fetchone()
+        if found is None:
+            raise KeyError(row)
+        return Article(*found)
+
+
+class LiveArticles(Mapping[str, Article]):
+    """The live articles by doc_id; a body is read only when its article is looked up."""
+
+    def __init__(self, store: ArticleStore) -> None:
+        self._store = store
+        self._ids = store.live_ids()
+
+    def __getitem__(self, doc_id: str) -> Article:
+        row = self._store.row_of(doc_id) if isinstance(doc_id, str) else None
+        if row is None:
+            raise KeyError(doc_id)
+        return self._store.article(row)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self._store.row_of(doc_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def _uri(path: Path) -> str:
+    # immutable=1: no locks and no journal lookups; true of an index file.
+    return f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1"
+
+
+@contextlib.contextmanager
+def _reader(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(_uri(path), uri=True)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def _writer(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection that commits when the block ends without an error, and always closes.
+
+    Written only inside a build's temporary folder, which a failure throws
+    away whole, so no rollback journal is needed.
+    """
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    try:
+        yield db
+        db.commit()
+    finally:
+        db.close()

@@ -1,0 +1,408 @@
+"""Milvus as the retrieval backend: one collection row per live passage.
+
+The local index stays the source of truth (articles, sentences, sentence
+vectors and entities still pick and cite the answer); Milvus answers the two
+calls of :class:`qa.retrieval.retriever.Retriever`: a dense run over the passage
+vectors and a BM25 run through Milvus' own full-text search, both filtered by
+outlet and date inside Milvus. The same code talks to milvus-lite (a ``.db``
+file, for tests and a laptop) and to a Milvus server or cluster (a URL).
+
+BM25 analysis: milvus-lite's analyzer has no stemmer and no English stop list
+(only a ``\\w+`` lower-casing tokenizer), and :meth:`Retriever.lexical` is
+handed index terms, not the question. So each row stores its passage already
+analyzed by the tantivy analyzer (``qa.index.lexical``), joined by spaces, and the
+query is those terms too: both backends match exactly the same terms, on lite
+and on a cluster alike. A term's weight is sent as repetition (BM25 in Milvus
+multiplies by the query's term count), which carries the 0.6 history weight
+exactly as 3 copies against 5 (:data:`WEIGHT_STEPS`).
+
+Sync: ``sync_collection`` diffs the collection against the index by passage
+id and a per-row digest (vector, terms, outlet, date): rows of dead passages
+are deleted, missing or changed ones written. The manifest's checksum, stored
+as a collection property once a sync completes, marks the collection as
+holding that index build; a query-time open refuses any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm import tqdm
+
+from qa.errors import IndexStoreError, InputError
+from qa.index.lexical import date_key
+from qa.index.store import IndexData
+from qa.retrieval.retriever import Hits, QueryFilters
+from qa.settings import DEFAULT_COLLECTION, MILVUS_TOKEN_ENV
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+# Collection property holding the manifest checksum of the index build the
+# rows were synced from; empty while a sync is under way.
+SYNC_PROPERTY = "newsqa.manifest_sha256"
+# Rows per insert or delete call: well under Milvus' 64 MB gRPC message limit
+# at 384-dimension vectors (about 2 KB a row with its terms).
+BATCH_ROWS = 1000
+# Repetitions of a query term per unit of weight: weight 1.0 is sent 5 times,
+# the history weight 0.6 exactly 3 times; other weights round to 0.2 steps.
+WEIGHT_STEPS = 5
+# Milvus' BM25 defaults are k1=1.2, b=0.75 and tantivy's are the same; set
+# both explicitly because milvus-lite defaults to k1=1.5.
+BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
+# VARCHAR limits (bytes). Terms longer than this are cut at a term boundary
+# (a run-on "sentence" of a malformed file); an outlet never comes near it.
+_TERMS_BYTES = 65_535
+_OUTLET_BYTES = 4_096
+_SERVER_URI = re.compile(r"^https?://[^\s/:]+:\d{1,5}/?$")
+_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# Characters escaped inside a double-quoted filter string: the quote and the
+# backslash themselves, and line breaks, which a filter parser rejects raw.
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a sync changed: rows written and deleted, and rows in the collection after it."""
+
+    written: int
+    deleted: int
+    rows: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written or self.deleted)
+
+
+def check_target(uri: str, collection: str = DEFAULT_COLLECTION) -> None:
+    """Refuse a URI or collection name Milvus cannot take, before any work is done.
+
+    Raises:
+        InputError: ``uri`` is neither a ``.db`` path nor an ``http(s)://host:port``
+            URL, or ``collection`` is not a Milvus collection name.
+    """
+    if not uri.endswith(".db") and not _SERVER_URI.match(uri):
+        raise InputError(
+            f"--uri must be a milvus-lite file ending in .db (e.g. index/milvus.db) or a Milvus "
+            f"server URL http(s)://host:port (e.g. http://localhost:19530), got {uri!r}"
+        )
+    if not _COLLECTION_NAME.match(collection):
+        raise InputError(
+            "--collection must start with a letter or underscore and hold only letters, digits "
+            f"and underscores (at most 255), got {collection!r}"
+        )
+
+
+def connect(uri: str) -> MilvusClient:
+    """A client for ``uri``: a path ending in ``.db`` runs milvus-lite, a URL talks to a server.
+
+    Raises:
+        InputError: ``uri`` is neither (see :func:`check_target`), or pymilvus is not installed.
+        IndexStoreError: the server or the file cannot be opened.
+    """
+    check_target(uri)
+    try:
+        from pymilvus import MilvusClient, MilvusException
+    except ImportError:
+        raise InputError("--backend milvus needs pymilvus and milvus-lite: pip install '.[scale]'") from None
+    try:
+        if uri.endswith(".db"):
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            return MilvusClient(uri)
+        return MilvusClient(uri=uri, token=os.environ.get(MILVUS_TOKEN_ENV, ""))
+    except (MilvusException, OSError) as exc:
+        raise IndexStoreError(f"cannot open Milvus at {uri}: {exc}") from exc
+
+
+def quote(value: str) -> str:
+    """``value`` as a double-quoted Milvus filter string that cannot end early."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
+
+
+def filter_expression(filters: QueryFilters) -> str:
+    """The Milvus boolean expression for ``filters``; empty when none is set.
+
+    Undated passages (date 0) fall outside any date range, as in the local backend.
+    """
+    clauses = []
+    if filters.outlets:
+        clauses.append(f"outlet in [{', '.join(quote(o) for o in filters.outlets)}]")
+    if filters.since or filters.until:
+        clauses.append("date > 0")
+    if filters.since:
+        clauses.append(f"date >= {date_key(filters.since)}")
+    if filters.until:
+        clauses.append(f"date <= {date_key(filters.until)}")
+    return " and ".join(clauses)
+
+
+def query_text(terms: Sequence[tuple[str, float]]) -> str:
+    """Weighted index terms as BM25 query text: each term repeated in proportion to its weight.
+
+    A term given twice keeps its larger weight, as the local BM25 query does.
+    """
+    weights: dict[str, float] = {}
+    for term, weight in terms:
+        weights[term] = max(weights.get(term, 0.0), weight)
+    # Half steps round up (Python's round() would round 2.5 to 2).
+    copies = {t: max(1, math.floor(w * WEIGHT_STEPS + 0.5)) for t, w in weights.items() if w > 0}
+    return " ".join(" ".join([t] * n) for t, n in copies.items())
+
+
+def live_passage_ids(data: IndexData) -> np.ndarray:
+    """Ids of the passages a query may return: those of articles still in the corpus."""
+    return np.flatnonzero(data.live).astype(np.int64)
+
+
+def passage_vectors(data: IndexData, ids: np.ndarray) -> np.ndarray:
+    """The unit vectors of passages ``ids``, as embedded (the index's stored float32 copies).
+
+    Not read back from FAISS: an approximate index keeps only 8-bit codes.
+    """
+    return np.asarray(data.segments.passage_vectors[ids.astype(np.int64)], dtype=np.float32)
+
+
+class MilvusRetriever:
+    """Dense and BM25 runs from a synced Milvus collection (the :class:`Retriever` protocol)."""
+
+    def __init__(self, client: MilvusClient, collection: str) -> None:
+        self._client = client
+        self._collection = collection
+
+    def dense(self, vector: np.ndarray, k: int, filters: QueryFilters) -> Hits:
+        return self._search([np.asarray(vector, dtype=np.float32).tolist()], "vector", k, filters)
+
+    def lexical(self, terms: Sequence[tuple[str, float]], k: int, filters: QueryFilters) -> Hits:
+        text = query_text(terms)
+        return self._search([text], "sparse", k, filters) if text else []
+
+    def _search(self, data: list[Any], field: str, k: int, filters: QueryFilters) -> Hits:
+        if k <= 0:
+            return []
+        from pymilvus import MilvusException
+
+        try:
+            hits = self._client.search(
+                self._collection,
+                data=data,
+                anns_field=field,
+                limit=k,
+                filter=filter_expression(filters),
+                output_fields=[],
+            )[0]
+        except MilvusException as exc:
+            raise IndexStoreError(f"Milvus search in collection {self._collection!r} failed: {exc}") from exc
+        # milvus-lite reports BM25 as a negative distance and a server as a
+        # positive score; BM25 is never negative, so the magnitude is the score
+        # on both. Inner products (the dense run) keep their sign.
+        if field == "sparse":
+            return [(int(h.id), abs(float(h.distance))) for h in hits]
+        return [(int(h.id), float(h.distance)) for h in hits]
+
+
+def open_retriever(
+    uri: str,
+    data: IndexData,
+    collection: str = DEFAULT_COLLECTION,
+    sync: bool = False,
+    progress: bool = True,
+    note: Callable[[str], None] | None = None,
+) -> MilvusRetriever:
+    """A retriever on ``collection`` at ``uri``, synced from ``data`` first when ``sync``.
+
+    ``note`` is told what a sync changed.
+
+    Raises:
+        IndexStoreError: the collection is missing or holds another build of
+            the index (the message says to run ``qa index --backend milvus``),
+            or Milvus cannot be reached.
+    """
+    client = connect(uri)
+    from pymilvus import MilvusException
+
+    try:
+        if sync:
+            report = sync_collection(client, data, collection, progress)
+            if note is not None:
+                note(
+                    f"Milvus collection {collection!r} at {uri}: {report.rows} passages"
+                    + (
+                        f" ({report.written} written, {report.deleted} deleted)"
+                        if report.changed
+                        else " (already this index build; nothing reloaded)"
+                    )
+                )
+        else:
+            _check_synced(client, data, collection, uri)
+    except MilvusException as exc:
+        raise IndexStoreError(f"Milvus at {uri} failed on collection {collection!r}: {exc}") from exc
+    return MilvusRetriever(client, collection)
+
+
+def sync_collection(
+    client: MilvusClient, data: IndexData, collection: str, progress: bool = True
+) -> SyncReport:
+    """Make ``collection`` hold exactly the live passages of ``data``, changing only what differs.
+
+    A collection already marked with this index build (and holding as many
+    rows as there are live passages) is left as is. Otherwise the collection
+    is created if missing (or recreated if its vector size differs), marked
+    out of sync, diffed by passage id and digest, and marked with the build.
+    """
+    live = live_passage_ids(data)
+    build = data.manifest["manifest_sha256"]
+    dimension = int(data.manifest["dimension"])
+    if client.has_collection(collection) and _dimension(client, collection) != dimension:
+        client.drop_collection(collection)
+    if not client.has_collection(collection):
+        _create_collection(client, collection, dimension)
+    client.load_collection(collection)
+    if _build_of(client, collection) == build and _count(client, collection) == len(live):
+        return SyncReport(0, 0, len(live))
+
+    _mark(client, collection, "")
+    stored = _stored_digests(client, collection) if _count(client, collection) else {}
+    dead = np.setdiff1d(np.fromiter(stored, dtype=np.int64, count=len(stored)), live)
+    written = 0
+    batches = range(0, len(live), BATCH_ROWS)
+    for start in tqdm(batches, desc="Loading passages into Milvus", unit="batch", disable=not progress):
+        batch = _rows(data, live[start : start + BATCH_ROWS])
+        rows = [r for r in batch if stored.get(r["passage_id"]) != r["digest"]]
+        replaced = [r["passage_id"] for r in rows if r["passage_id"] in stored]
+        if replaced:
+            client.delete(collection, ids=replaced)
+        if rows:
+            client.insert(collection, rows)
+        written += len(rows)
+    for start in range(0, len(dead), BATCH_ROWS):
+        client.delete(collection, ids=dead[start : start + BATCH_ROWS].tolist())
+    # Sealed segments get their BM25 index and whole-segment statistics; rows
+    # left in milvus-lite's memory table are scored with statistics of the
+    # filtered rows alone.
+    client.flush(collection)
+    _mark(client, collection, build)
+    return SyncReport(written, len(dead), _count(client, collection))
+
+
+def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: str) -> None:
+    command = f"qa index --backend milvus --uri {uri}" + (
+        f" --collection {collection}" if collection != DEFAULT_COLLECTION else ""
+    )
+    if not client.has_collection(collection):
+        raise IndexStoreError(f"Milvus at {uri} has no collection {collection!r}; load it with: {command}")
+    client.load_collection(collection)
+    live = len(live_passage_ids(data))
+    rows = _count(client, collection)
+    if _build_of(client, collection) != data.manifest["manifest_sha256"] or rows != live:
+        raise IndexStoreError(
+            f"Milvus collection {collection!r} at {uri} does not hold this index build "
+            f"({rows} rows for {live} live passages, or loaded from another build); "
+            f"bring it up to date with: {command}"
+        )
+
+
+def _create_collection(client: MilvusClient, collection: str, dimension: int) -> None:
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, description="newsqa passages")
+    schema.add_field("passage_id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    # Already analyzed by the tantivy analyzer: the standard tokenizer only
+    # splits the terms apart again (see the module docstring).
+    schema.add_field(
+        "terms",
+        DataType.VARCHAR,
+        max_length=_TERMS_BYTES,
+        enable_analyzer=True,
+        analyzer_params={"tokenizer": "standard"},
+    )
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("outlet", DataType.VARCHAR, max_length=_OUTLET_BYTES)
+    schema.add_field("date", DataType.INT64)
+    schema.add_field("digest", DataType.INT64)
+    schema.add_function(
+        Function(
+            name="terms_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=["terms"],
+            output_field_names=["sparse"],
+        )
+    )
+    indexes = client.prepare_index_params()
+    # FLAT: exact inner product, the same figures as the local FAISS Flat
+    # index. A cluster at millions of passages would use HNSW (docs/scaling.md).
+    indexes.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+    indexes.add_index(
+        field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
+    )
+    client.create_collection(collection, schema=schema, index_params=indexes)
+
+
+def _rows(data: IndexData, ids: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Collection rows for passages ``ids``, each with the digest that tells a change."""
+    vectors = passage_vectors(data, ids)
+    for pid, vector in zip(ids.tolist(), vectors, strict=True):
+        row = data.passage_row(pid)
+        article = data.article(row.article)
+        terms = _fit(" ".join(data.lexical.terms(article.body[row.start : row.end])), _TERMS_BYTES)
+        date = date_key(article.date)
+        digest = hashlib.blake2b(vector.tobytes(), digest_size=8)
+        digest.update(f"\0{terms}\0{article.outlet}\0{date}".encode())
+        yield {
+            "passage_id": pid,
+            "vector": vector,
+            "terms": terms,
+            "outlet": article.outlet,
+            "date": date,
+            "digest": int.from_bytes(digest.digest(), "big", signed=True),
+        }
+
+
+def _fit(terms: str, limit: int) -> str:
+    """``terms`` cut at a term boundary to at most ``limit`` UTF-8 bytes."""
+    encoded = terms.encode()
+    if len(encoded) <= limit:
+        return terms
+    return encoded[: limit + 1].decode(errors="ignore").rsplit(" ", 1)[0]
+
+
+def _stored_digests(client: MilvusClient, collection: str) -> dict[int, int]:
+    iterator = client.query_iterator(
+        collection, batch_size=BATCH_ROWS * 10, filter="passage_id >= 0", output_fields=["digest"]
+    )
+    stored: dict[int, int] = {}
+    try:
+        while batch := iterator.next():
+            stored.update((int(row["passage_id"]), int(row["digest"])) for row in batch)
+    finally:
+        iterator.close()
+    return stored
+
+
+def _dimension(client: MilvusClient, collection: str) -> int | None:
+    for field in client.describe_collection(collection)["fields"]:
+        if field["name"] == "vector":
+            return int(field["params"]["dim"])
+    return None
+
+
+def _build_of(client: MilvusClient, collection: str) -> str:
+    return str(client.describe_collection(collection).get("properties", {}).get(SYNC_PROPERTY, ""))
+
+
+def _mark(client: MilvusClient, collection: str, build: str) -> None:
+    client.alter_collection_properties(collection, properties={SYNC_PROPERTY: build})
+
+
+def _count(client: MilvusClient, collection: str) -> int:
+    # count(*) sees deletes at once; collection statistics lag until compaction.
+    rows = client.query(collection, filter="", output_fields=["count(*)"])
+    return int(rows[0]["count(*)"]) if rows else 0

@@ -1,0 +1,1 @@
+"""Train the reader on the team's data and XQuAD."""

@@ -1,0 +1,1 @@
+"""The web chat and the formatting shared by the web app and the CLI."""

@@ -1,0 +1,25 @@
+"""How a citation reads: "1 NEWS, 9 March 2020, title". Pure functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from qa.corpus.months import MONTHS
+from qa.records import UNDATED, Citation
+
+
+def format_date(iso_date: str) -> str:
+    """ "2020-03-09" -> "9 March 2020"; anything else is shown as it is."""
+    try:
+        day = dt.date.fromisoformat(iso_date)
+    except ValueError:
+        return iso_date or UNDATED
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def citation_label(citation: Citation, separator: str = ", ") -> str:
+    """Outlet, date and (when known) title, joined by ``separator``."""
+    parts = [citation.outlet, format_date(citation.date)]
+    if citation.title:
+        parts.append(citation.title)
+    return separator.join(parts)
