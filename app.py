@@ -5,6 +5,10 @@
 
 The options are those of ``qa serve``, parsed by the same code, so the two
 cannot drift apart; ``qa.cli`` hands over to :func:`qa.web.app.serve`.
+
+A running app follows its index folder: after ``qa index`` updates it, answers
+come from the new index within a few seconds, with no restart; ``kill -HUP``
+the app's process to have it look at once (qa.index.live).
 """
 
 import sys

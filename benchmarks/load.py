@@ -18,69 +18,22 @@ Usage: python benchmarks/load.py [--clients 20] [--seconds 60] [--burst 200]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from app_process import dev_questions, start_app, stop_app
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-HOST = "127.0.0.1"  # never another interface: this script floods what it starts
-STARTUP_SECONDS = 180
 
-
-def _questions() -> list[str]:
-    with (ROOT / "data" / "eval" / "questions.jsonl").open(encoding="utf-8") as lines:
-        return [json.loads(line)["question"] for line in lines if line.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _start_app(index: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--host", HOST, "--port", str(port), "--index", str(index)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
-        )
-    url = f"http://{HOST}:{port}/"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"load.py: the app exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url + "gradio_api/info", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    sys.exit(f"load.py: the app did not start within {STARTUP_SECONDS}s; see {log}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if the app has not gone within 15 s."""
-    proc.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=15)
-    proc.kill()  # nothing happens once it has exited
-    proc.wait()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -179,10 +132,10 @@ def main() -> int:
     if not 1 <= args.clients <= 100 or not 0 < args.seconds <= 600 or not 0 <= args.burst <= 500:
         parser.error("keep it bounded: 1-100 clients, up to 600 s, a burst of up to 500")
 
-    questions = _questions()
+    questions = dev_questions()
     with tempfile.TemporaryDirectory(prefix="newsqa-load-") as tmp:
         index = args.index or Path(tmp) / "index"
-        proc, url = _start_app(index, Path(tmp) / "app.log")
+        proc, url = start_app(["--index", str(index)], Path(tmp) / "app.log", "load.py")
         try:
             print(f"load.py: app at {url}; {args.clients} clients for {args.seconds:.0f} s", file=sys.stderr)
             report = {
@@ -195,7 +148,7 @@ def main() -> int:
             log = (Path(tmp) / "app.log").read_text(errors="replace")
             report["app_log_tracebacks"] = log.count("Traceback")
         finally:
-            _stop(proc)
+            stop_app(proc)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))

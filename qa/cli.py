@@ -100,6 +100,12 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         help="sentence-transformers CrossEncoder that reads the candidates (default: the shipped "
         "newsqa reader; 'none' ranks by retrieval evidence alone)",
     )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="also read corpus files through symlinks that lead outside the corpus folder (by default "
+        "each is skipped and named: a corpus from someone else could link to any file you can read)",
+    )
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +136,7 @@ def _open(
     sync: bool = False,
     ray_address: str | None = None,
     load_reader: bool = True,
+    strict: bool = False,
 ) -> Engine:
     from qa.engine import Engine
 
@@ -146,6 +153,8 @@ def _open(
         ray_address=ray_address,
         load_reader=load_reader,
         note=print_note,
+        strict=strict,
+        follow_symlinks=args.follow_symlinks,
     )
 
 
@@ -180,14 +189,17 @@ def _index_parser(sub: Subparsers) -> argparse.ArgumentParser:
 
 def _index(args: argparse.Namespace) -> int:
     # Building needs no reader: it is recorded in the manifest, not loaded.
-    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray, load_reader=False)
+    # strict: an update that cannot be written fails here, where questions would use the old index.
+    engine = _open(args, rebuild=args.force, sync=True, ray_address=args.ray, load_reader=False, strict=True)
     counts = engine.manifest["counts"]
-    problems = len(engine.corpus_problems)
+    # All problems, though past the first hundred they are only counted (qa.corpus.load).
+    record = engine.manifest.get("corpus") or {}
+    problems = record.get("problem_count", len(engine.corpus_problems))
     print(
         f"index {args.index} is current: {counts['articles']} articles, "
         f"{counts['sentences']} sentences, {counts['passages']} passages, "
         f"model {engine.manifest['spec']['model']}"
-        + (f"; {problems} corpus problem(s) reported above" if problems else "")
+        + (f"; {problems:,} corpus problem(s) reported above" if problems else "")
     )
     return EXIT_SKIPPED if problems else 0
 
@@ -450,6 +462,7 @@ def _serve(args: argparse.Namespace) -> int:
         backend=args.backend,
         uri=args.uri,
         collection=args.collection,
+        follow_symlinks=args.follow_symlinks,
     )
 
 

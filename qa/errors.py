@@ -17,6 +17,10 @@ class IndexStoreError(QAError):
     """The on-disk index is missing, stale, corrupted or cannot be written."""
 
 
+class IndexWriteError(IndexStoreError):
+    """A new index cannot be written (disk full, no permission, read-only, unsafe lock); the old is whole."""
+
+
 class ModelError(QAError):
     """The embedding model cannot be found or loaded."""
 

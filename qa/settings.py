@@ -18,6 +18,20 @@ DEFAULT_INDEX = Path("index")
 DEFAULT_COLLECTION = "newsqa_passages"
 MILVUS_TOKEN_ENV = "NEWSQA_MILVUS_TOKEN"
 
+# Bounds on what a caller (a web client above all) controls the size of, so
+# that no request costs more than an ordinary one. Each earlier question of a
+# history is also cut to Settings.max_question_chars, like the question.
+# A follow-up reads only the latest earlier question, so a conversation needs
+# few; 50 is more than any chat keeps, and the rest are dropped with a notice.
+MAX_HISTORY_QUESTIONS = 50
+# Outlets one filter may name: far beyond what a person picks, and it keeps
+# the filter check and its error message small.
+MAX_FILTER_OUTLETS = 100
+# Answers one question may ask for: answers come from the sentences of
+# Settings.answer_passages passages (8 of about 3 sentences), so more than 50
+# is never filled.
+MAX_TOP_K = 50
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -87,4 +101,10 @@ class Settings:
     # Sentences whose embeddings are this close count as the same report.
     same_report_cosine: float = 0.88
     max_question_chars: int = 500
+    # How often an open engine (qa serve, a program holding one) looks for a
+    # newer index in its folder (qa.index.live): one stat of manifest.json, so
+    # checking often costs nothing; what it bounds is how long answers still
+    # come from the index an update replaced. 2 s is well under the time an
+    # update itself takes, and a reload then costs what loading the index does.
+    index_poll_seconds: float = 2.0
     batch_size: int = 64

@@ -26,6 +26,19 @@ CORPUS = ROOT / "data" / "corpus"
 STARTUP_SECONDS = 120
 
 
+def two_article_corpus(folder: Path) -> Path:
+    """Two bundled articles and their sources.csv rows: a small corpus with nothing to report."""
+    folder.mkdir(parents=True)
+    names = ("001_2879f98caf0dd501.txt", "003_2b5d70423e18adf0.txt")
+    for name in names:
+        shutil.copy(CORPUS / name, folder / name)
+    rows = (CORPUS / "sources.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "sources.csv").write_text(
+        "".join(rows[:1] + [r for r in rows[1:] if r.startswith(names)]), encoding="utf-8"
+    )
+    return folder
+
+
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a real index of the bundled corpus, built once."""

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AppServer
+from conftest import AppServer, two_article_corpus
 
 from qa.answer.reader import Reader
 from qa.corpus.folder import load_corpus
@@ -62,19 +62,6 @@ for line in sys.stdin:
 """
 
 
-def _small_corpus(folder: Path) -> Path:
-    """Two bundled articles and their sources.csv rows: a corpus with nothing to report."""
-    folder.mkdir()
-    names = ("001_2879f98caf0dd501.txt", "003_2b5d70423e18adf0.txt")
-    for name in names:
-        shutil.copy(CORPUS / name, folder / name)
-    rows = (CORPUS / "sources.csv").read_text(encoding="utf-8").splitlines(keepends=True)
-    (folder / "sources.csv").write_text(
-        "".join(rows[:1] + [r for r in rows[1:] if r.startswith(names)]), encoding="utf-8"
-    )
-    return folder
-
-
 def _answers(engine: Engine) -> list[list[dict]]:
     return [result_json(engine.ask(q))["answers"] for q in QUESTIONS]
 
@@ -91,7 +78,7 @@ def embedder() -> Embedder:
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(corpus, index): a complete index of the small corpus, never modified."""
     folder = tmp_path_factory.mktemp("built")
-    corpus = _small_corpus(folder / "corpus")
+    corpus = two_article_corpus(folder / "corpus")
     Engine.open(corpus, folder / "index", progress=False)
     return corpus, folder / "index"
 
@@ -142,7 +129,7 @@ def test_sigkill_during_builds_never_loses_the_index(
     baseline: list[list[dict]],
 ) -> None:
     rng = random.Random(SEED)
-    corpus = _small_corpus(tmp_path / "corpus")
+    corpus = two_article_corpus(tmp_path / "corpus")
     index = tmp_path / "index"
 
     assert load_corpus(corpus).problems == ()  # so a finished `qa index` exits 0

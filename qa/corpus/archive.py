@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from qa.corpus.load import MAX_ARTICLE_BYTES, CorpusLoad, parse_date
+from qa.corpus.load import MAX_ARTICLE_BYTES, CorpusLoad, Problems, parse_date, strip_controls
 from qa.errors import CorpusError
 from qa.records import UNDATED, UNKNOWN_OUTLET, Article
 
@@ -79,11 +79,11 @@ class _Row:
 
 @dataclass(frozen=True)
 class _RowArticle:
-    """The article a row holds, whether its id was given, and a note on its date."""
+    """The article a row holds, whether its id was given, and notes on its values."""
 
     article: Article
     id_given: bool
-    date_note: str
+    notes: tuple[str, ...]
 
 
 def archive_suffix(path: Path) -> str | None:
@@ -332,7 +332,7 @@ class _Collector:
     def __init__(self, name: str) -> None:
         self.name = name
         self.articles: list[Article] = []
-        self.problems: list[str] = []
+        self.problems = Problems()
         self.rows = 0
         self.skipped = 0
         self._id_lines: dict[str, int] = {}
@@ -365,8 +365,8 @@ class _Collector:
                 else f"the same text and metadata as line {earlier}",
             )
             return
-        if found.date_note:
-            self.problems.append(f"{self.name} line {row.line}: {found.date_note}")
+        for note in found.notes:
+            self.problems.add(f"{self.name} line {row.line}: {note}")
         self._id_lines[doc_id] = row.line
         self.articles.append(found.article)
 
@@ -379,9 +379,8 @@ class _Collector:
         if not self.rows:
             raise CorpusError(f"{path} is empty: no article row")
         if not self.articles:
-            raise CorpusError(
-                f"no usable article in {path} ({self.skipped} row(s) skipped; first: {self.problems[0]})"
-            )
+            first = self.problems.named()[0]
+            raise CorpusError(f"no usable article in {path} ({self.skipped} row(s) skipped; first: {first})")
         notes = []
         if self._unknown:
             named = ", ".join(f"{key!r} (first on line {line})" for key, line in self._unknown.items())
@@ -391,11 +390,12 @@ class _Collector:
                 f"{self.name}: rows have both 'text' and 'body' (first on line {self._both_texts}); "
                 "'text' is used, 'body' ignored"
             )
-        return CorpusLoad(tuple(self.articles), tuple(notes + self.problems), self.skipped, fingerprint)
+        count = len(notes) + self.problems.count
+        return CorpusLoad(tuple(self.articles), self.problems.named(notes), self.skipped, fingerprint, count)
 
     def _skip(self, line: int, why: str) -> None:
         self.skipped += 1
-        self.problems.append(f"{self.name} line {line}: {why}; row skipped")
+        self.problems.add(f"{self.name} line {line}: {why}; row skipped")
 
 
 def _row_article(fields: Mapping[str, Any]) -> _RowArticle:
@@ -414,9 +414,9 @@ def _row_article(fields: Mapping[str, Any]) -> _RowArticle:
     if size > MAX_ARTICLE_BYTES:
         limit = MAX_ARTICLE_BYTES // 2**20
         raise _BadRow(f"'{key}' is {size / 2**20:.1f} MB, over the {limit} MB limit for one article")
-    outlet, raw_date, title, url = (_string(fields, k).strip() for k in META_KEYS)
+    raw = {key: _string(fields, key) for key in META_KEYS} | {ID_KEY: _given_id(fields.get(ID_KEY))}
+    outlet, raw_date, title, url, given = (strip_controls(value).strip() for value in raw.values())
     date = parse_date(raw_date) if raw_date else None
-    given = _given_id(fields.get(ID_KEY))
     article = Article(
         doc_id=given or derived_id(text, outlet, raw_date, title, url),
         body=text,
@@ -425,8 +425,13 @@ def _row_article(fields: Mapping[str, Any]) -> _RowArticle:
         title=title,
         url=url,
     )
-    note = f"bad date {raw_date!r} (expected YYYY-MM-DD); indexed as undated" if raw_date and not date else ""
-    return _RowArticle(article, bool(given), note)
+    notes = []
+    if raw_date and not date:
+        notes.append(f"bad date {raw_date!r} (expected YYYY-MM-DD); indexed as undated")
+    cleaned = [key for key, value in raw.items() if strip_controls(value) != value]
+    if cleaned:
+        notes.append(f"control character(s) removed from {', '.join(map(repr, cleaned))}")
+    return _RowArticle(article, bool(given), tuple(notes))
 
 
 def _string(fields: Mapping[str, Any], key: str) -> str:

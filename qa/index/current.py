@@ -5,12 +5,19 @@ decision: load the index as it is, update it (qa.index.update: only added and
 edited articles are embedded) when only the corpus changed, or build it anew
 when it is missing, damaged, or was built from another model, schema or
 passage setting. Each reason is told to ``note``; a stale index is never
-used. The corpus is not read at all while its files' names, sizes and times
-match those the index recorded.
+used, but for one case: an update that cannot be written (a full disk, a
+read-only place) leaves the old index whole, and questions are answered from
+it, with a notice, rather than not at all. Its failure is noted
+(qa.index.folder.FailedUpdate) and not tried again on every opening: only by
+``qa index`` (``strict``), or once the corpus changed again and
+:data:`RETRY_BACKOFF_SECONDS` passed. Loading takes no lock and writes
+nothing. The corpus is not read at all while its files' names, sizes and
+times match those the index recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +28,14 @@ from qa.corpus.load import CorpusLoad
 from qa.embedding.embedder import Embedder
 from qa.embedding.packaged import DEFAULT_MODEL, embedder_id
 from qa.embedding.ray_job import build_embedder
-from qa.errors import IndexStoreError
-from qa.index.folder import MANIFEST, tidy_leftovers
+from qa.errors import IndexStoreError, IndexWriteError
+from qa.index.folder import (
+    MANIFEST,
+    FailedUpdate,
+    failed_update,
+    record_failed_update,
+    tidy_leftovers,
+)
 from qa.index.store import (
     CORPUS_CHANGED,
     CorpusRecord,
@@ -39,6 +52,12 @@ from qa.settings import Settings
 
 Note = Callable[[str], None]
 Action = Literal["load", "update", "build"]
+
+# A failed update is tried again by itself only after this long, and only for
+# a corpus changed since: the same corpus would fail the same way (a disk
+# still full), and a try can cost as long as embedding the change, which no
+# question should wait for more than once in ten minutes. `qa index` tries at once.
+RETRY_BACKOFF_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,13 @@ def decide(
     return Decision("load")
 
 
+def retry_due(failed: FailedUpdate | None, signature: str, now: float) -> bool:
+    """Whether to update for a corpus with ``signature`` at ``now``, given the last update that ``failed``."""
+    if failed is None:
+        return True
+    return signature != failed.signature and now - failed.time >= RETRY_BACKOFF_SECONDS
+
+
 def open_current(
     corpus_dir: Path,
     index_dir: Path,
@@ -92,6 +118,8 @@ def open_current(
     progress: bool = True,
     ray_address: str | None = None,
     reader: dict[str, str] | None = None,
+    strict: bool = False,
+    follow_symlinks: bool = False,
 ) -> CurrentIndex:
     """The index of ``corpus_dir`` in ``index_dir``, loaded, updated or built as :func:`decide` says.
 
@@ -106,21 +134,29 @@ def open_current(
         progress: progress bars while building.
         ray_address: embed a build or an update on Ray instead of in this process.
         reader: the reader's id and sha256, recorded in a new manifest.
+        strict: the index must end up current (``qa index``): an update that
+            failed before is tried at once, and one that fails raises instead
+            of leaving the old index in use.
+        follow_symlinks: read a corpus folder's symlinks that lead outside it
+            too (by default each is skipped and named; qa.corpus.folder).
 
     Raises:
-        IndexStoreError: the index folder cannot be written.
+        IndexStoreError: there is no usable index and none can be built.
+        IndexWriteError: with ``strict``, the update cannot be written.
         CorpusError: the corpus cannot be read where it was given.
         ModelError: the model cannot load.
     """
     tidy_leftovers(index_dir)
-    corpus = _Corpus(corpus_dir, note, progress)
+    corpus = _Corpus(corpus_dir, note, progress, follow_symlinks)
     manifest = read_manifest(index_dir)
     spec = _wanted_spec(manifest, model, settings, corpus, rebuild)
     embedder = Embedder(spec.model, batch_size=settings.batch_size, note=note)
     decision = decide(index_dir, manifest, spec, rebuild, corpus.loaded)
     data = None
     if decision.action != "build":
-        data = _load_or_update(index_dir, decision, spec, embedder, corpus, note, progress, ray_address)
+        data = _load_or_update(
+            index_dir, decision, spec, embedder, corpus, note, progress, ray_address, strict
+        )
     elif decision.notice:
         note(decision.notice)
     if data is None:
@@ -134,10 +170,10 @@ def _wanted_spec(
     """The spec the index must have, reading the corpus only when the manifest cannot vouch for it."""
     if model is None:
         model = manifest.get("spec", {}).get("model", DEFAULT_MODEL) if manifest else DEFAULT_MODEL
-    stored = (manifest or {}).get("corpus") or {}
-    if not rebuild and manifest and stored.get("signature") == corpus.signature:
+    stored = CorpusRecord.from_manifest((manifest or {}).get("corpus"))
+    if not rebuild and manifest and stored is not None and stored.signature == corpus.signature:
         # The corpus files are as they were when indexed: trust the recorded reading.
-        corpus.reuse(CorpusRecord(corpus.signature, tuple(stored["problems"]), stored["skipped"]))
+        corpus.reuse(stored)
         fingerprint = manifest["spec"].get("corpus_fingerprint", "")
     else:
         fingerprint = corpus.articles().fingerprint
@@ -153,21 +189,55 @@ def _load_or_update(
     note: Note,
     progress: bool,
     ray_address: str | None,
+    strict: bool,
 ) -> IndexData | None:
-    """The index loaded, after an update if the decision says so; None when it turns out damaged."""
+    """The index loaded, after an update if the decision says so; None when it turns out damaged.
+
+    An update that cannot be written is noted and leaves the old index in
+    use (unless ``strict``); one that failed before is not tried again until
+    :func:`retry_due`.
+    """
     try:
         if decision.action == "load":
             return load_index(index_dir)
-        with build_embedder(embedder, ray_address) as encoder:
-            articles, record = corpus.articles().articles, corpus.record()
-            report = update_index(index_dir, articles, spec, encoder, progress, note=note, corpus=record)
+        failed = None if strict else failed_update(index_dir)
+        if failed is not None and not retry_due(failed, corpus.signature, time.time()):
+            data = load_index(index_dir)
+            note(_out_of_date(index_dir, failed))
+            return data
+        try:
+            with build_embedder(embedder, ray_address) as encoder:
+                articles, record = corpus.articles().articles, corpus.record()
+                report = update_index(index_dir, articles, spec, encoder, progress, note=note, corpus=record)
+        except IndexWriteError as exc:
+            record_failed_update(index_dir, FailedUpdate(corpus.signature, str(exc), time.time()))
+            if strict:
+                raise
+            data = load_index(index_dir)
+            note(
+                f"could not update the index in {index_dir} ({exc}); answering from the old index, "
+                "which may still cite text since removed or edited; `qa index` tries again"
+            )
+            return data
         data = load_index(index_dir, report.files)
         if decision.corpus_changed:
             note(report.summary())
         return data
+    except IndexWriteError:
+        raise
     except IndexStoreError as exc:
         note(f"index in {index_dir} is damaged ({exc}); rebuilding")
         return None
+
+
+def _out_of_date(index_dir: Path, failed: FailedUpdate) -> str:
+    """The notice for an index used as it is because its update failed before."""
+    minutes = max(0, round((time.time() - failed.time) / 60))
+    return (
+        f"the index in {index_dir} is out of date: updating it failed {minutes} min ago ({failed.error}); "
+        "answering from the old index, which may still cite text since removed or edited; "
+        "`qa index` tries again"
+    )
 
 
 def _build(
@@ -205,11 +275,13 @@ def _build(
 class _Corpus:
     """The corpus as an opening needs it: read at most once, and only if the index cannot vouch for it."""
 
-    def __init__(self, corpus_dir: Path, note: Note, progress: bool) -> None:
+    def __init__(self, corpus_dir: Path, note: Note, progress: bool, follow_symlinks: bool) -> None:
         self._dir = corpus_dir
         self._note = note
         self._progress = progress
-        self.signature = corpus_signature(corpus_dir)
+        self._follow_symlinks = follow_symlinks
+        # Whether links out are followed goes in: the same files are another corpus with it.
+        self.signature = corpus_signature(corpus_dir, follow_symlinks)
         self._load: CorpusLoad | None = None
         self._stored: CorpusRecord | None = None
 
@@ -226,7 +298,7 @@ class _Corpus:
     def articles(self) -> CorpusLoad:
         """The corpus, read now if it was not read yet (its problems reported once)."""
         if self._load is None:
-            self._load = load_corpus(self._dir, progress=self._progress)
+            self._load = load_corpus(self._dir, self._progress, self._follow_symlinks)
             if self._stored is None:
                 for problem in self._load.problems:
                     self._note(problem)
@@ -236,6 +308,6 @@ class _Corpus:
     def record(self) -> CorpusRecord:
         """What the manifest records of the corpus."""
         if self._load is not None:
-            return CorpusRecord(self.signature, self._load.problems, self._load.skipped)
+            return CorpusRecord.of(self.signature, self._load)
         assert self._stored is not None
         return self._stored

@@ -6,8 +6,11 @@ fast on millions of passages (see README, "Dependencies").
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,8 @@ import tantivy
 ANALYZER = "news_en"
 # Heap for the index writer; tantivy flushes a segment when it fills.
 _WRITER_HEAP = 128 * 1024 * 1024
+# Lock files tantivy makes in an index folder; not index content.
+_LOCK_PREFIX = ".tantivy-"
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -78,6 +83,28 @@ def update_lexical_index(path: Path, removed: Iterable[int], docs: Iterable[Lexi
     _commit(index, removed, docs)
 
 
+@contextlib.contextmanager
+def _openable(path: Path) -> Iterator[Path]:
+    """``path``, or where it cannot be written, a temporary folder of links to its files.
+
+    Opening a tantivy index takes its meta lock, a file it creates and locks
+    in the index folder, so on a read-only mount or in another user's folder
+    it fails. There it opens a private folder of symbolic links to the index
+    files instead, where it can make its lock. The links are removed once
+    the searcher is made: tantivy has then mapped every segment file it reads,
+    and a reader that never reloads opens nothing more.
+    """
+    lock = path / f"{_LOCK_PREFIX}meta.lock"
+    if os.access(path, os.W_OK) and (not lock.exists() or os.access(lock, os.W_OK)):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="newsqa-bm25-") as links:
+        for entry in path.iterdir():
+            if not entry.name.startswith(_LOCK_PREFIX):
+                os.symlink(entry.absolute(), Path(links) / entry.name)
+        yield Path(links)
+
+
 def _commit(index: tantivy.Index, removed: Iterable[int], docs: Iterable[LexicalDoc]) -> None:
     """Delete passages ``removed``, add ``docs``, commit, and wait for any merges it started."""
     writer = index.writer(heap_size=_WRITER_HEAP, num_threads=1)
@@ -98,15 +125,20 @@ def _commit(index: tantivy.Index, removed: Iterable[int], docs: Iterable[Lexical
 
 
 class LexicalIndex:
-    """A read-only handle on a built tantivy index."""
+    """A read-only handle on a built tantivy index, fixed to the index as it was when opened."""
 
     def __init__(self, path: Path) -> None:
-        self._index = tantivy.Index.open(str(path))
-        self._analyzer = _analyzer()
-        self._index.register_tokenizer(ANALYZER, self._analyzer)
-        self._index.reload()
-        self._searcher = self._index.searcher()
-        self._schema = self._index.schema
+        with _openable(Path(path)) as folder:
+            self._index = tantivy.Index.open(str(folder))
+            # Never reloads by itself: a build swaps a new index in at the same
+            # path, and a reader that followed it would pair this BM25 index with
+            # the old index's passages and vectors.
+            self._index.config_reader(reload_policy="Manual")
+            self._analyzer = _analyzer()
+            self._index.register_tokenizer(ANALYZER, self._analyzer)
+            self._index.reload()
+            self._searcher = self._index.searcher()
+            self._schema = self._index.schema
 
     @property
     def num_docs(self) -> int:

@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from qa.checksum import file_sha256
+from qa.corpus.load import MAX_NAMED_PROBLEMS, CorpusLoad
 from qa.embedding.encoder import Encoder
 from qa.errors import IndexStoreError
 from qa.index.articles import (
@@ -86,12 +87,34 @@ class CorpusRecord:
 
     ``signature`` is :func:`qa.corpus.folder.corpus_signature` (file names, sizes,
     times); while it matches, the stored ``problems`` are reported instead of
-    loading the corpus again.
+    loading the corpus again. They name at most MAX_NAMED_PROBLEMS, then a line
+    counts the rest; ``problem_count`` and ``skipped`` count them all.
     """
 
     signature: str
     problems: tuple[str, ...] = ()
     skipped: int = 0
+    problem_count: int = 0
+
+    @classmethod
+    def of(cls, signature: str, load: CorpusLoad) -> CorpusRecord:
+        """The record of a corpus just read."""
+        return cls(signature, load.problems, load.skipped, load.problem_count)
+
+    @classmethod
+    def from_manifest(cls, stored: Mapping[str, Any] | None) -> CorpusRecord | None:
+        """The record a manifest holds, or None where it cannot vouch for the corpus.
+
+        None for no record, and for one written before problems were bounded
+        that names more: the corpus is then read again, and the record rewritten small.
+        """
+        if not stored:
+            return None
+        problems = tuple(stored["problems"])
+        if "problem_count" not in stored and len(problems) > MAX_NAMED_PROBLEMS:
+            return None
+        count = stored.get("problem_count", len(problems))
+        return cls(stored["signature"], problems, stored["skipped"], count)
 
 
 @dataclass(frozen=True)
@@ -366,7 +389,8 @@ def build_index(
         (empty when an index built by another process was kept).
 
     Raises:
-        IndexStoreError: the index folder or its lock cannot be written.
+        IndexStoreError: the folder given holds something other than an index.
+        IndexWriteError: the index folder or its lock cannot be written.
     """
     index_dir = Path(index_dir)
     tagger = tagger or EntityTagger()

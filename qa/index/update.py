@@ -153,7 +153,9 @@ def update_index(
 
     Raises:
         IndexStoreError: the index is damaged, or differs from ``spec`` in
-            more than its corpus (it must be rebuilt), or cannot be written.
+            more than its corpus (it must be rebuilt).
+        IndexWriteError: the updated index cannot be written (disk full, no
+            permission, a read-only place, an unsafe lock); the index is left whole.
     """
     index_dir = Path(index_dir)
     with locked(index_dir, note):

@@ -1,8 +1,10 @@
 """Question preparation: what retrieval needs of a question, worked out once.
 
-The question is cleaned and cut to the settings' limit; a follow-up ("What
-did he say?") borrows the earlier question it refers back to, in both its
-query vector and its BM25 terms; each of its own index terms gets an idf
+The question is cleaned and cut to the settings' limit, and so is each
+earlier question of the history, whose count is bounded too (a client sends
+both, and a megabyte "earlier question" cost seconds of encoding); a follow-up
+("What did he say?") borrows the earlier question it refers back to, in both
+its query vector and its BM25 terms; each of its own index terms gets an idf
 weight, which answer choice reuses for term coverage.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 from qa.embedding.encoder import Encoder
 from qa.errors import InputError
 from qa.index.lexical import LexicalIndex, idf
+from qa.settings import MAX_HISTORY_QUESTIONS
 
 # A follow-up leans on the conversation when it refers back with a pronoun or
 # a demonstrative ("What did he say...", "When did that happen?").
@@ -50,28 +53,71 @@ class PreparedQuestion:
     notices: tuple[str, ...] = ()
 
 
+def _one_line(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` on one line (lone surrogates replaced), cut at a word to ``limit`` characters; and if cut."""
+    text = " ".join(_LONE_SURROGATE.sub("\ufffd", text).split())
+    if len(text) <= limit:
+        return text, False
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit], True
+
+
 def clean_question(question: object, limit: int) -> tuple[str, list[str]]:
     """The question on one line, cut at a word to at most ``limit`` characters, and a notice if cut.
 
     Raises:
         InputError: the question is not text, or is blank.
     """
-    if not isinstance(question, str) or not question.strip():
+    if question is not None and not isinstance(question, str):
+        raise InputError(f"the question must be text, got {shown_value(question)}")
+    question, cut = _one_line(question or "", limit)
+    if not question:
         raise InputError("the question is empty: type a question about the news archive")
-    question = " ".join(_LONE_SURROGATE.sub("\ufffd", question).split())
-    if len(question) <= limit:
+    if not cut:
         return question, []
-    cut = question.rfind(" ", 0, limit)
-    question = question[: cut if cut > 0 else limit]
     return question, [f"question was longer than {limit} characters and was cut to its first {len(question)}"]
 
 
-def referred_history(question: str, history: Sequence[object]) -> str | None:
-    """The earlier question a follow-up refers back to, if any (the latest one)."""
-    earlier = [_LONE_SURROGATE.sub("\ufffd", h).strip() for h in history if isinstance(h, str) and h.strip()]
-    if not earlier or not _REFERRING.search(question):
+def clean_history(history: object, limit: int) -> tuple[list[str], list[str]]:
+    """The last MAX_HISTORY_QUESTIONS earlier questions, blanks dropped, each cleaned and cut like a question.
+
+    Returns:
+        The questions, oldest first, and a notice for each kind of cut made.
+
+    Raises:
+        InputError: ``history`` is not a list of texts.
+    """
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise InputError(f"history must be a list of earlier questions, got {shown_value(history)}")
+    wrong = next((h for h in history if not isinstance(h, str)), None)
+    if wrong is not None:
+        raise InputError(f"history must be a list of earlier questions (texts), got {shown_value(wrong)}")
+    notices = []
+    if len(history) > MAX_HISTORY_QUESTIONS:
+        notices.append(f"history had {len(history)} entries; only the last {MAX_HISTORY_QUESTIONS} were read")
+    kept, cut = [], 0
+    for entry in history[-MAX_HISTORY_QUESTIONS:]:
+        text, was_cut = _one_line(entry, limit)
+        cut += was_cut
+        if text:
+            kept.append(text)
+    if cut:
+        were = "earlier question in the history was" if cut == 1 else "earlier questions in the history were"
+        notices.append(f"{cut} {were} longer than {limit} characters and was cut")
+    return kept, notices
+
+
+def shown_value(value: object) -> str:
+    """A value a caller sent, its repr cut to 60 characters, for an error message (it can be a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + "..." + text[-1]
+
+
+def referred_history(question: str, history: Sequence[str]) -> str | None:
+    """The earlier question a follow-up refers back to, if any (the latest one of a cleaned history)."""
+    if not history or not _REFERRING.search(question):
         return None
-    return earlier[-1]
+    return history[-1]
 
 
 def prepare_question(
@@ -82,13 +128,14 @@ def prepare_question(
     num_passages: int,
     max_chars: int,
 ) -> PreparedQuestion:
-    """Clean ``question``, find the earlier question it refers to, and build its query vector and terms.
+    """Clean ``question`` and ``history``, find the earlier question it refers to, build its vector and terms.
 
     Raises:
-        InputError: the question is not text, or is blank.
+        InputError: the question is not text, or is blank; the history is not a list of texts.
     """
     text, notices = clean_question(question, max_chars)
-    previous = referred_history(text, history)
+    earlier, history_notices = clean_history(history, max_chars)
+    previous = referred_history(text, earlier)
     vectors = encoder.encode([text] + ([previous] if previous else []))
     vector = vectors[0]
     if previous:
@@ -98,4 +145,4 @@ def prepare_question(
     weighted = [(t, 1.0) for t in terms]
     if previous:
         weighted += [(t, HISTORY_WEIGHT) for t in lexical.terms(previous)]
-    return PreparedQuestion(text, previous, vector, terms, tuple(weighted), tuple(notices))
+    return PreparedQuestion(text, previous, vector, terms, tuple(weighted), (*notices, *history_notices))

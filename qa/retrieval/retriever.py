@@ -23,7 +23,8 @@ from qa.index.dense import search_dense
 from qa.index.lexical import date_key
 from qa.index.store import IndexData
 from qa.retrieval.fusion import reciprocal_rank_fusion, score_blend
-from qa.settings import Settings
+from qa.retrieval.question import shown_value
+from qa.settings import MAX_FILTER_OUTLETS, MAX_TOP_K, Settings
 
 Hits = list[tuple[int, float]]
 
@@ -44,22 +45,51 @@ class QueryFilters:
 def check_filters(
     available: Sequence[str], outlets: Sequence[str], since: str | None, until: str | None
 ) -> QueryFilters:
-    """Canonical outlet names (from ``available``) and ISO dates; raises InputError naming what is wrong."""
+    """Canonical outlet names (from ``available``) and ISO dates; raises InputError naming what is wrong.
+
+    Whoever calls (the web API, the CLI, a program) gets the same rules, wrong
+    types included: a filter is a list of at most MAX_FILTER_OUTLETS outlet
+    names and two optional YYYY-MM-DD dates, ``since`` not after ``until``.
+    """
+    if isinstance(outlets, (str, bytes)) or not isinstance(outlets, Sequence):
+        raise InputError(f"outlets must be a list of outlet names, got {shown_value(outlets)}")
+    if len(outlets) > MAX_FILTER_OUTLETS:
+        raise InputError(f"a filter may name at most {MAX_FILTER_OUTLETS} outlets, got {len(outlets)}")
     by_lower = {o.lower(): o for o in available}
     chosen = []
     for name in outlets:
+        if not isinstance(name, str):
+            raise InputError(f"outlets must be a list of outlet names, got {shown_value(name)}")
         canonical = by_lower.get(name.strip().lower())
         if canonical is None:
-            raise InputError(f"unknown outlet {name!r}; this corpus has: {', '.join(available)}")
+            raise InputError(f"unknown outlet {shown_value(name)}; this corpus has: {_listed(available)}")
         chosen.append(canonical)
     checked = []
     for label, value in (("since", since), ("until", until)):
-        if value and parse_date(value) is None:
-            raise InputError(f"{label} must be a date YYYY-MM-DD, got {value!r}")
-        checked.append(parse_date(value) if value else None)
+        date = parse_date(value) if isinstance(value, str) and value else None
+        if value not in (None, "") and date is None:
+            raise InputError(f"{label} must be a date YYYY-MM-DD, got {shown_value(value)}")
+        checked.append(date)
     if checked[0] and checked[1] and checked[0] > checked[1]:
         raise InputError(f"since ({checked[0]}) is after until ({checked[1]})")
     return QueryFilters(tuple(chosen), checked[0], checked[1])
+
+
+def check_top_k(top_k: object) -> int:
+    """``top_k`` if it is a whole number from 1 to MAX_TOP_K; raises InputError saying the rule otherwise."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise InputError(f"top_k must be a whole number, got {shown_value(top_k)}")
+    if top_k < 1:
+        raise InputError(f"top_k must be >= 1, got {top_k}")
+    if top_k > MAX_TOP_K:
+        raise InputError(f"top_k must be <= {MAX_TOP_K}, got {top_k}")
+    return top_k
+
+
+def _listed(names: Sequence[str], most: int = 20) -> str:
+    """The first ``most`` names, and how many more, for an error message."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 class Retriever(Protocol):

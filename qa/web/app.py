@@ -6,17 +6,26 @@ builds every piece of HTML (escaped); nothing here formats text itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.settings import MAX_HISTORY_QUESTIONS
+from qa.web.guard import GRADIO_MAX_FILE_SIZE, RequestGuard
 from qa.web.html import (
     article_html,
     compare_html,
@@ -108,12 +117,25 @@ a.cite { cursor: pointer; }
 
 
 def _filters(outlets: Sequence[str] | None, since: str | None, until: str | None) -> dict[str, Any]:
-    """Engine keyword arguments from the filter widgets (blank means no filter)."""
-    return {
-        "outlets": tuple(outlets or ()),
-        "since": (since or "").strip() or None,
-        "until": (until or "").strip() or None,
-    }
+    """Engine keyword arguments from the filter widgets or the API (blank means no filter).
+
+    A value of the wrong type is passed on as it is, for the engine's check
+    (qa.retrieval.retriever.check_filters) to refuse with its rule.
+    """
+    outlets = () if outlets is None else outlets
+    return {"outlets": outlets, "since": _blank_is_none(since), "until": _blank_is_none(until)}
+
+
+def _blank_is_none(value: object) -> object:
+    """A date filter as the engine takes it: None when missing or blank, else stripped (if text)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _refused(what: str, exc: QAError) -> None:
+    """Log a user's mistake (an unknown outlet, a bad date) as one line: it is no fault of the app's."""
+    log.warning("%s refused: %s", what, " ".join(str(exc).split()))
 
 
 def _note(messages: list[dict[str, Any]], history: list[str], text: str) -> tuple[Any, ...]:
@@ -152,13 +174,16 @@ class ChatHandlers:
         try:
             result = self.engine.ask(question, history=history, **filters)
         except QAError as exc:
+            _refused("question", exc)
             return _note(messages, history, f"Sorry, I can't answer that: {exc}")
         except Exception:
             log.exception("question failed: %r", question)
             return _note(messages, history, _INTERNAL_ERROR)
         reply = reply_html(result, filters_note(filters["outlets"], filters["since"], filters["until"]))
         messages.append({"role": "assistant", "content": reply})
-        return messages, [*history, result.question], sources_html(result), "", ""
+        # Only the latest questions are read (qa.retrieval.question.clean_history); keep no more.
+        history = [*history, result.question][-MAX_HISTORY_QUESTIONS:]
+        return messages, history, sources_html(result), "", ""
 
     # Asks the example question the user clicked, as if typed.
     def chat_example(
@@ -183,6 +208,7 @@ class ChatHandlers:
                 for o in engine.outlets
             ]
         except QAError as exc:
+            _refused("comparison", exc)
             return message_html(f"Sorry, I can't compare outlets: {exc}")
         except Exception:
             log.exception("comparison failed: %r", history[-1])
@@ -217,23 +243,29 @@ class ChatHandlers:
         """Answer a question; returns the JSON of `qa ask --json`.
 
         Args:
-            question: the question.
-            history: earlier questions of the conversation, oldest first.
+            question: the question; a long one is cut.
+            history: earlier questions of the conversation, oldest first; only the latest are read.
             outlets: keep only these outlets.
             since: keep only articles dated on or after (YYYY-MM-DD).
             until: keep only articles dated on or before (YYYY-MM-DD).
             top_k: most answers to return.
         """
+        # Arguments arrive as whatever JSON a client sent; the engine checks
+        # each (types included) and says the rule, so only null is mapped here.
         try:
             result = self.engine.ask(
-                question, history=history or (), top_k=top_k, **_filters(outlets, since, until)
+                question,
+                history=() if history is None else history,
+                top_k=top_k,
+                **_filters(outlets, since, until),
             )
         except QAError as exc:
-            # gr.Error reaches an API client as a message, not a traceback.
-            raise gr.Error(str(exc)) from exc
+            # gr.Error reaches an API client as a message; Gradio prints no traceback of it.
+            _refused("API question", exc)
+            raise gr.Error(str(exc), print_exception=False) from exc
         except Exception as exc:
             log.exception("API question failed: %r", question)
-            raise gr.Error(_INTERNAL_ERROR) from exc
+            raise gr.Error(_INTERNAL_ERROR, print_exception=False) from exc
         return result_json(result)
 
 
@@ -376,6 +408,7 @@ def serve(
     backend: Literal["local", "milvus"] = "local",
     uri: str | None = None,
     collection: str | None = None,
+    follow_symlinks: bool = False,
 ) -> int:
     """Open (building on first start) the index, then serve the chat until interrupted.
 
@@ -390,6 +423,16 @@ def serve(
         reader: CrossEncoder for the reader, None for the shipped one, "none" for none.
         backend, uri, collection: where passages are retrieved (Engine.open); a
             Milvus collection must already be loaded by ``qa index --backend milvus``.
+        follow_symlinks: read corpus files through symlinks that lead outside its folder too.
+
+    The app follows the index folder: once ``qa index`` swaps in a newer
+    index, it is loaded in the background and answers come from it within
+    ``Settings.index_poll_seconds``, or at once after SIGHUP (qa.index.live).
+
+    Nothing can be uploaded (qa.web.guard refuses Gradio's upload routes,
+    bodies over 4 MB and logins after a few wrong ones), and Gradio's
+    temporary files live in a folder of the app's own, removed when it stops
+    (Ctrl-C or SIGTERM).
 
     Returns:
         The exit status (0).
@@ -408,11 +451,57 @@ def serve(
         backend=backend,
         uri=uri,
         collection=collection,
+        follow_symlinks=follow_symlinks,
     )
-    app = build_app(engine)
-    app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-    app.launch(server_name=host, server_port=port, css=_CSS, ssr_mode=False, show_error=False, auth=auth)
+    # A thread loads a newer index, so no question waits for it; SIGHUP asks it to look now.
+    engine.live.watch(wake_signal=signal.SIGHUP)
+    with _private_temp_folder():
+        app = build_app(engine)
+        app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+        _stop_on_sigterm()
+        app.launch(
+            server_name=host,
+            server_port=port,
+            css=_CSS,
+            ssr_mode=False,
+            show_error=False,
+            auth=auth,
+            # Uploads are refused by RequestGuard; Gradio's own cap is for a route it does not know.
+            max_file_size=GRADIO_MAX_FILE_SIZE,
+            app_kwargs={"middleware": [Middleware(RequestGuard)]},
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _private_temp_folder() -> Iterator[Path]:
+    """Point Gradio's temporary files (GRADIO_TEMP_DIR) at a folder of this app's own, removed when it stops.
+
+    Gradio's default, ``$TMPDIR/gradio``, is shared by every Gradio app and
+    never emptied; a private folder (inside GRADIO_TEMP_DIR when it is set,
+    else in the temporary folder) can be removed whole without touching
+    another app's files.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="newsqa-gradio-", dir=os.environ.get("GRADIO_TEMP_DIR") or None))
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_on_sigterm() -> None:
+    """Stop on SIGTERM as on Ctrl-C: Gradio closes the server and the clean-up after it runs.
+
+    Python's default for SIGTERM ends the process at once, with no ``finally``.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _print_note(message: str) -> None:
