@@ -156,7 +156,7 @@ class Engine:
         loaded = open_reader(reader, tell) if load_reader else None
         engine = cls(current.data, current.embedder, settings, notices, loaded, retriever)
         engine.corpus_problems = current.corpus_problems
-        engine.live.follow(Path(index_dir), partial(_reopen, chosen, note), settings.index_poll_seconds, note)
+        engine.live.follow(index_path, partial(_reopen, chosen, note), settings.index_poll_seconds, note)
         use_one_thread_per_question()
         return engine
 

@@ -58,6 +58,10 @@ Action = Literal["load", "update", "build"]
 # still full), and a try can cost as long as embedding the change, which no
 # question should wait for more than once in ten minutes. `qa index` tries at once.
 RETRY_BACKOFF_SECONDS = 600.0
+# What either notice of a failed update goes on to say.
+_ANSWERING_FROM_OLD = (
+    "answering from the old index, which may still cite text since removed or edited; `qa index` tries again"
+)
 
 
 @dataclass(frozen=True)
@@ -214,10 +218,7 @@ def _load_or_update(
             if strict:
                 raise
             data = load_index(index_dir)
-            note(
-                f"could not update the index in {index_dir} ({exc}); answering from the old index, "
-                "which may still cite text since removed or edited; `qa index` tries again"
-            )
+            note(f"could not update the index in {index_dir} ({exc}); {_ANSWERING_FROM_OLD}")
             return data
         data = load_index(index_dir, report.files)
         if decision.corpus_changed:
@@ -235,8 +236,7 @@ def _out_of_date(index_dir: Path, failed: FailedUpdate) -> str:
     minutes = max(0, round((time.time() - failed.time) / 60))
     return (
         f"the index in {index_dir} is out of date: updating it failed {minutes} min ago ({failed.error}); "
-        "answering from the old index, which may still cite text since removed or edited; "
-        "`qa index` tries again"
+        f"{_ANSWERING_FROM_OLD}"
     )
 
 

@@ -136,8 +136,7 @@ def tidy_leftovers(index_dir: Path) -> None:
     they are left to the next build, which says why. The lock file is gone
     again afterwards.
     """
-    pattern = (f".{index_dir.name}.building-*", f".{index_dir.name}.old-*")
-    if not any(any(index_dir.parent.glob(p)) for p in pattern):
+    if not _leftovers(index_dir):
         return
     try:
         with _holding(index_dir, wait=False, note=None) as held:
@@ -149,9 +148,17 @@ def tidy_leftovers(index_dir: Path) -> None:
 
 def clear_leftovers(index_dir: Path) -> None:
     """Remove the temporary folders of builds that were killed (called under the lock)."""
-    for pattern in (f".{index_dir.name}.building-*", f".{index_dir.name}.old-*"):
-        for folder in index_dir.parent.glob(pattern):
-            shutil.rmtree(folder, ignore_errors=True)
+    for folder in _leftovers(index_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _leftovers(index_dir: Path) -> list[Path]:
+    """The temporary folders builds and swaps of ``index_dir`` make beside it (see :func:`staged`)."""
+    return [
+        folder
+        for pattern in (f".{index_dir.name}.building-*", f".{index_dir.name}.old-*")
+        for folder in index_dir.parent.glob(pattern)
+    ]
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
