@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qa import __version__
 from qa.errors import ClusterError, CorpusError, IndexStoreError, InputError, ModelError, QAError
 from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV, Settings
-from qa.training.config import TrainConfig
+from qa.training.config import EncoderConfig, TrainConfig
 from qa.web.labels import citation_label
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from qa.engine import Engine
     from qa.records import Result
+
     Subparsers = _SubParsersAction[argparse.ArgumentParser]
 
 # Exit statuses: 0 done; 1 an error (a bad question, filter or batch line);
@@ -38,6 +39,7 @@ EXIT_SKIPPED = 3
 _USAGE_ERRORS = (ClusterError, CorpusError, IndexStoreError, ModelError)
 # The reader training defaults, which the train-reader and eval help read.
 _TRAINING = TrainConfig()
+_ENCODER = EncoderConfig()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,6 +378,7 @@ def _eval(args: argparse.Namespace) -> int:
     from qa.evaluation.evaluate import evaluate, evaluation_json, load_questions, summary_json
     from qa.evaluation.report import write_report
     from qa.evaluation.squad import evaluate_squad
+
     if (args.questions is None) == (args.squad is None):
         raise InputError("give either a QUESTIONS.jsonl file or --squad FILE.json (one of them)")
     if args.squad is not None:
@@ -578,6 +581,44 @@ def _train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_encoder_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "train-encoder",
+        help="fine-tune the bi-encoder to put questions next to their answering sentences",
+        description="Fine-tune the packaged MiniLM bi-encoder with MultipleNegativesRankingLoss on "
+        "the answerable training questions (data/train and data/train/v2, XQuAD-en), seeded, on "
+        "the CPU. The validation articles (news ids starting h or i, XQuAD fold 1) are left out.",
+        epilog="example:\n  qa train-encoder --out /tmp/encoder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--train-data",
+        type=Path,
+        action="append",
+        help="team data folder; repeat for more (default data/train and data/train/v2)",
+    )
+    parser.add_argument(
+        "--xquad", type=Path, default=_DEFAULT_XQUAD, help=f"XQuAD-en JSON (default {_DEFAULT_XQUAD})"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--epochs", type=int, help=f"passes over the data (default {_ENCODER.epochs})")
+    parser.add_argument("--seed", type=int, help=f"random seed (default {_ENCODER.seed})")
+    return parser
+
+
+def _train_encoder(args: argparse.Namespace) -> int:
+    from qa.training.train_encoder import train_encoder
+
+    given = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    folders = args.train_data or [Path("data/train"), Path("data/train/v2")]
+    meta = train_encoder(folders, args.xquad, args.out, EncoderConfig(**given))
+    print(
+        f"encoder written to {args.out}: {meta['bytes'] / 1e6:.1f} MB, sha256 {meta['sha256'][:12]}…, "
+        f"{meta['training_pairs']['total']} pairs, {meta['train_seconds']:.0f} s"
+    )
+    return 0
+
+
 # Every command, in the order `qa --help` lists them: the function that adds
 # its parser and the function that runs it (build_parser and main read this).
 _COMMANDS = (
@@ -587,4 +628,5 @@ _COMMANDS = (
     (_serve_parser, _serve),
     (_export_onnx_parser, _export_onnx),
     (_train_reader_parser, _train_reader),
+    (_train_encoder_parser, _train_encoder),
 )

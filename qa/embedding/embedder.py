@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from qa.embedding.onnx_export import OnnxVariant
 
+
 class Embedder:
     """Encodes text with one model and backend; the model is loaded on first use."""
 

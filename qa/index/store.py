@@ -205,6 +205,15 @@ class IndexData:
             return ""
         return self.sentence_text(sid - 1)
 
+    def sentence_after(self, sid: int) -> str:
+        """The sentence after ``sid`` in the same article, or "" for an article's last."""
+        if (
+            sid + 1 >= len(self.segments.sentences)
+            or self.sentence_row(sid + 1).article != self.sentence_row(sid).article
+        ):
+            return ""
+        return self.sentence_text(sid + 1)
+
     @property
     def entities(self) -> np.ndarray:
         return self.segments.entities
@@ -493,4 +502,3 @@ def _is_current(index_dir: Path, spec: IndexSpec) -> bool:
     except IndexStoreError:
         return False
     return True
-

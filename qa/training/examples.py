@@ -52,6 +52,9 @@ class RawQuestion:
     answer_start: int | None
     source: str
     history: tuple[str, ...] = ()
+    # A sentence of the article that looks like the answer and is not (the
+    # attribution before a quote, the topic sentence): a forced negative.
+    distractor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def load_sources(train_dir: Path, xquad: Path) -> tuple[dict[str, Document], lis
                     item.get("answer_start"),
                     "news",
                     tuple(item.get("history") or ()),
+                    item.get("distractor"),
                 )
             )
     for q in questions:

@@ -116,24 +116,29 @@ def _seed(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _base_cross_encoder(layers: int):  # -> CrossEncoder
-    """The packaged MiniLM as a one-logit cross-encoder, cut to its first ``layers`` layers."""
+def packaged_model(kind, **kwargs):  # -> kind (a SentenceTransformer or CrossEncoder)
+    """The packaged MiniLM loaded as ``kind``, offline, quietly, in float32 whatever its files hold."""
     import warnings
 
     import torch
-    from sentence_transformers import CrossEncoder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_transformers()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = CrossEncoder(
+        return kind(
             resolve_model_location(PACKAGED_MODEL),
-            num_labels=1,
             device="cpu",
-            max_length=MAX_LENGTH,
             model_kwargs={"dtype": torch.float32},
+            **kwargs,
         )
+
+
+def _base_cross_encoder(layers: int):  # -> CrossEncoder
+    """The packaged MiniLM as a one-logit cross-encoder, cut to its first ``layers`` layers."""
+    from sentence_transformers import CrossEncoder
+
+    model = packaged_model(CrossEncoder, num_labels=1, max_length=MAX_LENGTH)
     encoder = model.model.bert.encoder
     if not 1 <= layers <= len(encoder.layer):
         raise ValueError(f"layers must be between 1 and {len(encoder.layer)}, got {layers}")
