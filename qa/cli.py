@@ -519,6 +519,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 
 _DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
+# The team's training data: the first questions and the harder ones of issue 15.
+_TRAIN_DATA = (Path("data/train"), Path("data/train/v2"))
 
 
 def _train_reader_parser(sub: Subparsers) -> argparse.ArgumentParser:
@@ -536,7 +538,13 @@ def _train_reader_parser(sub: Subparsers) -> argparse.ArgumentParser:
         "  qa eval --squad ../shared/benchmarks/xquad-en/xquad.en.json --fold 0 --reader /tmp/reader-fold0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--train-data", type=Path, default=Path("data/train"), help="team data folder")
+    parser.add_argument(
+        "--train-data",
+        type=Path,
+        action="append",
+        help="team data folder; repeat for more (default data/train and data/train/v2, the "
+        "validation articles left out)",
+    )
     parser.add_argument(
         "--xquad", type=Path, default=_DEFAULT_XQUAD, help=f"XQuAD-en JSON (default {_DEFAULT_XQUAD})"
     )
@@ -573,7 +581,7 @@ def _train_reader(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     out = args.out or default_reader_dir()
-    meta = train_reader(args.train_data, args.xquad, out, config)
+    meta = train_reader(args.train_data or list(_TRAIN_DATA), args.xquad, out, config)
     print(
         f"reader written to {out}: {meta['bytes'] / 1e6:.1f} MB, sha256 {meta['sha256'][:12]}…, "
         f"{meta['training_examples']['total']} questions, {meta['train_seconds']:.0f} s"
@@ -610,7 +618,7 @@ def _train_encoder(args: argparse.Namespace) -> int:
     from qa.training.train_encoder import train_encoder
 
     given = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
-    folders = args.train_data or [Path("data/train"), Path("data/train/v2")]
+    folders = args.train_data or list(_TRAIN_DATA)
     meta = train_encoder(folders, args.xquad, args.out, EncoderConfig(**given))
     print(
         f"encoder written to {args.out}: {meta['bytes'] / 1e6:.1f} MB, sha256 {meta['sha256'][:12]}…, "

@@ -24,6 +24,8 @@ class TrainConfig:
     seed: int = 13
     holdout: int | None = None
     folds: int = 2
+    # News articles never trained on: the answer-choice validation (qa.training.choice_cv).
+    heldout_news: tuple[str, ...] = ("h", "i")
 
 
 @dataclass(frozen=True)

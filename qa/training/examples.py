@@ -140,6 +140,23 @@ def load_sources(train_dir: Path, xquad: Path) -> tuple[dict[str, Document], lis
     return docs, questions
 
 
+def load_training(train_dirs: Sequence[Path], xquad: Path) -> tuple[dict[str, Document], list[RawQuestion]]:
+    """Documents and questions of XQuAD and every team data folder, XQuAD read once."""
+    if not train_dirs:
+        raise InputError("no training data folder given")
+    docs, questions = load_sources(train_dirs[0], xquad)
+    for folder in train_dirs[1:]:
+        more_docs, more = load_sources(folder, xquad)
+        docs.update({k: d for k, d in more_docs.items() if d.group == "news"})
+        questions.extend(q for q in more if q.source == "news")
+    return docs, questions
+
+
+def news_held_out(question: RawQuestion, prefixes: Sequence[str]) -> bool:
+    """Whether a news question is on a validation article (its id starts with one of ``prefixes``)."""
+    return question.source == "news" and question.doc_key.removeprefix("news:").startswith(tuple(prefixes))
+
+
 def gold_sentence(doc: Document, answer_start: int) -> int:
     """Index of the sentence holding character ``answer_start``, or the nearest before it."""
     best = 0
@@ -189,6 +206,9 @@ def build_examples(
             for sid in ranked
             if sid != gold and not (answer and answer in normalize_answer(sentence_text[sid]))
         ]
+        # The written distractor (the attribution, the topic sentence) always competes.
+        forced = [sid for sid in negatives if q.distractor and sentence_text[sid] == q.distractor]
+        negatives = forced[:1] + [sid for sid in negatives if sid not in forced[:1]]
         chosen = ([gold] if gold is not None else []) + negatives[: group_size - (gold is not None)]
         order = sorted(chosen)  # the gold's position must carry no signal
         previous = q.history[-1] if q.history else None

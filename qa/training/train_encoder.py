@@ -29,10 +29,16 @@ import numpy as np
 from qa.checksum import file_sha256
 from qa.embedding.embedder import Embedder
 from qa.embedding.packaged import PACKAGED_MODEL
-from qa.errors import InputError
 from qa.evaluation.metrics import normalize_answer
 from qa.training.config import EncoderConfig
-from qa.training.examples import Document, RawQuestion, fold_of, gold_sentence, load_sources
+from qa.training.examples import (
+    Document,
+    RawQuestion,
+    fold_of,
+    gold_sentence,
+    load_training,
+    news_held_out,
+)
 from qa.training.train_reader import packaged_model
 
 ENCODER_META = "encoder.json"
@@ -49,23 +55,10 @@ class Pair:
     source: str
 
 
-def load_training(train_dirs: Sequence[Path], xquad: Path) -> tuple[dict[str, Document], list[RawQuestion]]:
-    """Documents and questions of XQuAD and every team data folder, XQuAD read once."""
-    if not train_dirs:
-        raise InputError("no training data folder given")
-    docs, questions = load_sources(train_dirs[0], xquad)
-    for folder in train_dirs[1:]:
-        more_docs, more = load_sources(folder, xquad)
-        docs.update({k: d for k, d in more_docs.items() if d.group == "news"})
-        questions.extend(q for q in more if q.source == "news")
-    return docs, questions
-
-
 def held_out(question: RawQuestion, doc: Document, titles: Sequence[str], config: EncoderConfig) -> bool:
     """Whether ``question`` belongs to the validation the encoder must never see."""
     if doc.group == "news":
-        article = question.doc_key.removeprefix("news:")
-        return article.startswith(tuple(config.heldout_news))
+        return news_held_out(question, config.heldout_news)
     return fold_of(doc.group, titles, config.xquad_folds) == config.xquad_holdout
 
 

@@ -37,13 +37,14 @@ from qa.training.examples import (
     build_examples,
     candidates_per_example,
     class_counts,
-    load_sources,
+    load_training,
+    news_held_out,
     split_by_fold,
 )
 
 
 def train_reader(
-    train_dir: Path, xquad: Path, out_dir: Path, config: TrainConfig, progress: bool = True
+    train_dirs: Sequence[Path], xquad: Path, out_dir: Path, config: TrainConfig, progress: bool = True
 ) -> dict:
     """Train and save a reader into ``out_dir``; returns what ``reader.json`` records."""
     import torch
@@ -52,7 +53,8 @@ def train_reader(
     started = time.time()
     _seed(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    docs, questions = load_sources(train_dir, xquad)
+    docs, questions = load_training(train_dirs, xquad)
+    questions = [q for q in questions if not news_held_out(q, config.heldout_news)]
     titles = list(dict.fromkeys(d.group for d in docs.values() if d.group != "news"))
     examples = build_examples(
         docs, questions, Embedder(PACKAGED_MODEL), config.group_size, config.context_chars, progress
@@ -246,7 +248,11 @@ to decide when to abstain (`qa/answer/reader.py`).
   unrelated topics.
 - Candidates are the answering sentence and the sentences most similar to the
   question by the packaged bi-encoder (hard negatives); see `data/train/README.md`.
-- Nothing from `data/eval/` (the bundled corpus's questions) was used.
+- Nothing from `data/eval/` (the bundled corpus's questions) was used, nor the
+  news articles whose id starts with {", ".join(config.get("heldout_news", ())) or "nothing"}:
+  the answer-choice validation (docs/evaluation.md, "Answer choice") scores them.
+- Where a question names a distractor (the attribution before a quote, the topic
+  sentence), it is always among the candidates as a negative.
 
 ## Figures
 
