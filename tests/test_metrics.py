@@ -145,10 +145,25 @@ def test_sweep_rejects_mismatched_lengths() -> None:
 
 
 def test_summarize_by_hand() -> None:
-    right = replace(BASE, hits=(False, True), source_hits=(True, True), exact_match=1.0, f1=1.0,
-                    contains_gold=True, citation_ok=True, latency_ms=10.0)
-    wrong = replace(BASE, hits=(False, False, False), source_hits=(False, True, False), f1=0.5,
-                    abstained=True, latency_ms=30.0, contains_gold_at_3=True)
+    right = replace(
+        BASE,
+        hits=(False, True),
+        source_hits=(True, True),
+        exact_match=1.0,
+        f1=1.0,
+        contains_gold=True,
+        citation_ok=True,
+        latency_ms=10.0,
+    )
+    wrong = replace(
+        BASE,
+        hits=(False, False, False),
+        source_hits=(False, True, False),
+        f1=0.5,
+        abstained=True,
+        latency_ms=30.0,
+        contains_gold_at_3=True,
+    )
     withheld = replace(BASE, answerable=False, golds=(), abstained=True, latency_ms=20.0)
     summary = summarize([right, wrong, withheld])
     assert (summary.questions, summary.answerable, summary.unanswerable) == (3, 2, 1)
@@ -187,3 +202,22 @@ def test_token_f1_is_symmetric_bounded_and_one_on_exact_match(a: str, b: str) ->
 @given(st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=20), st.floats(0, 100))
 def test_percentile_lies_between_min_and_max(values: list[float], q: float) -> None:
     assert min(values) <= percentile(values, q) <= max(values)
+
+
+def test_eval_scores_the_first_answer_the_user_is_shown() -> None:
+    """The combiner ranks, the reader's confidence filters: the first ranked answer can be withheld."""
+    from qa.evaluation.evaluate import EvalQuestion, score_result
+    from qa.records import Answer, Citation, Result
+
+    def answer(text: str, confidence: float) -> Answer:
+        cite = Citation("d1", "Bay News", "2024-01-02", "t", "", 0, len(text), text, 0, len(text), text)
+        return Answer(text, 0.5, (cite,), 0, -1, confidence)
+
+    question = EvalQuestion("q", "When will the ferry stop?", ("March",), ("d1",), True)
+    result = Result(
+        "q", (answer("It was late.", 0.2), answer("It stops in March.", 0.9)), (), False, 1.0, (), 0.9
+    )
+    shown = score_result(question, result, {}, threshold=0.5)
+    assert shown.top_answer == "It stops in March." and shown.contains_gold and not shown.abstained
+    withheld = score_result(question, result, {}, threshold=0.95)
+    assert withheld.abstained and withheld.top_answer == "It was late."

@@ -190,10 +190,14 @@ def score_result(
 
     ``result`` must come from an engine that withholds nothing (threshold
     -inf) so the top answer can be scored even when the engine would abstain;
-    abstention is then decided here exactly as ``Engine.ask`` does: no answer,
-    or the best score below ``threshold``.
+    what the user is shown is then decided here exactly as ``Engine.ask`` does:
+    the answers whose confidence reaches ``threshold``, in the engine's order
+    (so the top answer scored is the first shown, which is not always the
+    first ranked), and abstention when none does. An abstained question is
+    scored on the answers the engine would have shown without a threshold.
     """
-    top = result.answers[0] if result.answers else None
+    shown = [a for a in result.answers if a.confidence >= threshold] or list(result.answers)
+    top = shown[0] if shown else None
     text, span = (top.text, top.span) if top else ("", "")
     golds = question.answers
     lead = top.citations[0] if top and top.citations else None
@@ -216,7 +220,7 @@ def score_result(
         span_exact_match=best_over_golds(exact_match, span, golds),
         span_f1=best_over_golds(token_f1, span, golds),
         contains_gold=contains_answer(text, golds),
-        contains_gold_at_3=any(contains_answer(a.text, golds) for a in result.answers[:3]),
+        contains_gold_at_3=any(contains_answer(a.text, golds) for a in shown[:3]),
         citation_ok=top is not None and citation_correct(top.citations, question.sources, articles),
         latency_ms=result.latency_ms,
     )
