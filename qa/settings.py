@@ -86,8 +86,8 @@ class Settings:
     # the reader's score and the evidence together. Both the count and the
     # combiner's weights were chosen on 1,456 held-out training questions,
     # cross-validated by event group (docs/evaluation.md, "Answer choice"):
-    # 12 candidates gave top-1 .773 / top-3 .878 against .766 / .862 for 8 and
-    # .744 / .832 for 5; the old hand-set blend (reader weight 0.1 over 5, tuned
+    # 12 candidates gave top-1 .770 / top-3 .879 against .765 / .862 for 8 and
+    # .742 / .830 for 5; the old hand-set blend (reader weight 0.1 over 5, tuned
     # on the 45 dev questions) gave .635 / .801. ``reader_weight`` blends only
     # for a reader the shipped combiner was not fit on.
     reader_candidates: int = 12

@@ -30,7 +30,7 @@ def test_features_compare_candidates_within_a_question() -> None:
     col = {name: x[:, i] for i, name in enumerate(FEATURES)}
     assert col["reader_gap"].max() == 0.0 and col["reader_gap"][1] == 0.0
     assert col["dense_gap"][0] == 0.0 and col["dense_gap"][1] == pytest.approx(-0.5)
-    assert list(col["evidence_rank"]) == [1.0, 1.0 / 3.0, 0.5]
+    assert list(col["evidence_gap"]) == pytest.approx([0.0, -0.4, -0.2])
     assert list(col["speech_quote"]) == [0.0, 1.0, 0.0]
     assert list(col["typed_yes"]) == [0.0, 1.0, 0.0] and list(col["typed_no"]) == [0.0, 0.0, 1.0]
     yesno = features("Were police present at the march?", reads)

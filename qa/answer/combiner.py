@@ -47,7 +47,7 @@ FEATURES: tuple[str, ...] = (
     "typed_yes",
     "typed_no",
     "source",
-    "evidence_rank",
+    "evidence_gap",
     "quote",
     "speech_quote",
     "yesno_negation",
@@ -69,15 +69,17 @@ def features(question: str, reads: Sequence[Read]) -> np.ndarray:
     """The feature matrix of one question's read candidates (rows in ``reads`` order, columns FEATURES).
 
     The ``_gap`` columns are each candidate's distance below the question's
-    best, so the model compares candidates within a question, not across questions.
+    best, so the model compares candidates within a question, not across
+    questions. Every column moves smoothly with the scores behind it: a rank
+    would jump when two near-equal scores swap, and an index updated in place
+    (whose BM25 statistics differ from a rebuild's in the last digits) would
+    then answer differently from the rebuilt one.
     """
     if not reads:
         return np.zeros((0, len(FEATURES)), dtype=np.float64)
     logits = np.array([r.logit for r in reads], dtype=np.float64)
     dense = np.array([r.candidate.dense for r in reads], dtype=np.float64)
-    order = np.argsort(-np.array([r.evidence for r in reads]), kind="stable")
-    rank = np.empty(len(reads), dtype=np.float64)
-    rank[order] = np.arange(len(reads))
+    evidence = np.array([r.evidence for r in reads], dtype=np.float64)
     speech = bool(_ASKS_SPEECH.search(question))
     yesno = bool(_YES_NO.search(question))
     rows = []
@@ -94,7 +96,7 @@ def features(question: str, reads: Sequence[Read]) -> np.ndarray:
                 float(r.candidate.typed > 0),
                 float(r.candidate.typed < 0),
                 r.candidate.source,
-                1.0 / (1.0 + rank[i]),
+                evidence[i] - evidence.max(),
                 float(quoted),
                 float(quoted and speech),
                 float(yesno and bool(_NEGATION.search(r.text))),
