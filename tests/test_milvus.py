@@ -18,7 +18,7 @@ from qa.corpus.folder import split_date_prefix
 from qa.engine import Engine
 from qa.errors import IndexStoreError, InputError
 from qa.index.store import IndexData, load_index
-from qa.records import Result
+from qa.records import Answer, Result
 from qa.retrieval.milvus import (
     MilvusRetriever,
     check_target,
@@ -184,6 +184,10 @@ def test_bm25_run_matches_the_same_passages(
         assert found[0][0] == expected[0][0]
 
 
+def _lead(answer: Answer) -> tuple[str, str, int]:
+    return answer.text, answer.citations[0].doc_id, answer.citations[0].start
+
+
 def top_answer(result: Result) -> tuple[str, str, int] | None:
     if result.abstained:
         return None
@@ -192,9 +196,14 @@ def top_answer(result: Result) -> tuple[str, str, int] | None:
 
 
 def test_dev_questions_get_the_same_top_answer(engine: Engine, milvus_engine: Engine) -> None:
-    """Measured: 54 of the 55 dev questions give the same top answer. The other (q13)
-    has two answers 0.0001 apart locally, which the BM25 length rounding above swaps;
-    so a differing question must be such a near-tie, answered with the other one."""
+    """Milvus's BM25 rounds lengths where tantivy does not, so fused passage scores differ a little.
+
+    The answer combiner (qa.answer.combiner) weighs the passage score heavily,
+    so such a difference can swap two answers: a differing question must have
+    the other backend's top answer second. Measured with the combiner: 54 of
+    the 55 dev questions give the same top answer, as with the old fixed blend,
+    but the swapped pair (q47) is 0.55 against 0.44, where it was 0.0001 apart.
+    """
     questions = [json.loads(line) for line in (ROOT / "data/eval/questions.jsonl").read_text().splitlines()]
     differing = []
     for q in questions:
@@ -204,10 +213,9 @@ def test_dev_questions_get_the_same_top_answer(engine: Engine, milvus_engine: En
         if top_answer(local) == top_answer(milvus):
             continue
         differing.append(q["id"])
-        first, second = local.answers[:2]
-        assert first.score - second.score < 1e-3, q["id"]
-        assert top_answer(milvus) == (second.text, second.citations[0].doc_id, second.citations[0].start)
-    assert len(differing) <= 1, differing  # measured: q13 alone
+        assert top_answer(milvus) in [_lead(a) for a in local.answers[:2]], q["id"]
+        assert top_answer(local) in [_lead(a) for a in milvus.answers[:2]], q["id"]
+    assert len(differing) <= 1, differing  # measured: q47 alone
 
 
 def test_a_quoted_outlet_name_filters_exactly_and_cannot_widen_the_filter(
