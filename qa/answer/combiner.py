@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.reader import sigmoid
 from qa.answer.scoring import Candidate
+from qa.answer.statement import QUOTE
 from qa.errors import ModelError
 
 COMBINER_FILE = "combiner.json"
@@ -33,7 +35,6 @@ _ASKS_SPEECH = re.compile(
     r"warn|warned|tell|told|explain|explained|add|added|argue|argued|react|reacted|admit|admitted)\b",
     re.IGNORECASE,
 )
-_QUOTE = re.compile('["“”]')
 _YES_NO = re.compile(r"^\s*(is|are|was|were|did|does|do|has|have|had|will|would|can|could|should)\b", re.I)
 _NEGATION = re.compile(r"\b(no|not|never|none|nobody|without|n't)\b|n't\b", re.IGNORECASE)
 
@@ -84,7 +85,7 @@ def features(question: str, reads: Sequence[Read]) -> np.ndarray:
     yesno = bool(_YES_NO.search(question))
     rows = []
     for i, r in enumerate(reads):
-        quoted = bool(_QUOTE.search(r.text))
+        quoted = bool(QUOTE.search(r.text))
         rows.append(
             (
                 logits[i],
@@ -119,8 +120,7 @@ class Combiner:
         """The probability that each read candidate answers ``question``."""
         if not reads:
             return np.zeros(0)
-        z = features(question, reads) @ self.weights + self.bias
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return sigmoid(features(question, reads) @ self.weights + self.bias)
 
     def to_json(self) -> dict:
         return {

@@ -19,7 +19,8 @@ _SPEECH = re.compile(
     re.IGNORECASE,
 )
 _OPENS_QUOTE = re.compile('^\\s*["\u201c\u2018]')
-_QUOTE = re.compile(r"[\"“”]")
+# A quotation mark, straight or curly: the sentence quotes someone.
+QUOTE = re.compile(r"[\"“”]")
 # A quoted stretch: what the speaker said, whose own verbs ("we asked") name no speaker.
 _QUOTED = re.compile('["\u201c\u2018][^"\u201d\u2019]*["\u201d\u2019]?')
 # A statement longer than this is left as the one sentence: a long pair buries
@@ -35,7 +36,7 @@ def statement_direction(sentence: str, before: str, after: str) -> int:
     Backward: a sentence that opens a quote and names no speaker, after an
     attribution.
     """
-    introduces = sentence.rstrip().endswith(":") or (_SPEECH.search(sentence) and not _QUOTE.search(sentence))
+    introduces = sentence.rstrip().endswith(":") or (_SPEECH.search(sentence) and not QUOTE.search(sentence))
     if (
         introduces
         and after

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +37,7 @@ from qa.training.examples import (
     load_training,
     news_held_out,
 )
-from qa.training.train_reader import packaged_model
+from qa.training.train_reader import packaged_model, seed_everything, train_steps
 
 ENCODER_META = "encoder.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -104,12 +102,9 @@ def train_encoder(
 ) -> dict:
     """Train and save an encoder into ``out_dir``; returns what ``encoder.json`` records."""
     import torch
-    from tqdm import tqdm
 
     started = time.time()
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     docs, questions = load_training(train_dirs, xquad)
     pairs = build_pairs(docs, questions, config, progress)
@@ -120,30 +115,19 @@ def train_encoder(
         if param.requires_grad:
             trainable.append(param)
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
-    steps = (len(pairs) + config.batch - 1) // config.batch * config.epochs
-    warmup = max(1, int(steps * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
-    )
-    rng = random.Random(config.seed)
     model.train()
-    losses: list[float] = []
-    with tqdm(
-        total=steps, desc="training encoder", unit="step", file=sys.stderr, disable=not progress
-    ) as bar:
-        for _epoch in range(config.epochs):
-            order = list(range(len(pairs)))
-            rng.shuffle(order)
-            for b in range(0, len(order), config.batch):
-                loss = _ranking_loss(model, [pairs[i] for i in order[b : b + config.batch]], config.scale)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-                bar.update()
+    losses = train_steps(
+        pairs,
+        config.batch,
+        config.epochs,
+        config.warmup,
+        config.seed,
+        optimizer,
+        trainable,
+        lambda batch: _ranking_loss(model, batch, config.scale),
+        "training encoder",
+        progress,
+    )
     model.eval()
     counts: dict[str, int] = {}
     for p in pairs:

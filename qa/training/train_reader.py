@@ -21,9 +21,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -42,16 +43,17 @@ from qa.training.examples import (
     split_by_fold,
 )
 
+T = TypeVar("T")
+
 
 def train_reader(
     train_dirs: Sequence[Path], xquad: Path, out_dir: Path, config: TrainConfig, progress: bool = True
 ) -> dict:
     """Train and save a reader into ``out_dir``; returns what ``reader.json`` records."""
     import torch
-    from tqdm import tqdm
 
     started = time.time()
-    _seed(config.seed)
+    seed_everything(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     docs, questions = load_training(train_dirs, xquad)
     questions = [q for q in questions if not news_held_out(q, config.heldout_news)]
@@ -72,30 +74,19 @@ def train_reader(
         [{"params": body, "lr": config.learning_rate}, {"params": head, "lr": config.head_learning_rate}],
         weight_decay=0.01,
     )
-    steps_per_epoch = (len(examples) + config.batch_questions - 1) // config.batch_questions
-    total = steps_per_epoch * config.epochs
-    warmup = max(1, int(total * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
-    )
-    rng = random.Random(config.seed)
     hf_model.train()
-    losses: list[float] = []
-    with tqdm(total=total, desc="training reader", unit="step", file=sys.stderr, disable=not progress) as bar:
-        for _epoch in range(config.epochs):
-            order = list(range(len(examples)))
-            rng.shuffle(order)
-            for b in range(0, len(order), config.batch_questions):
-                batch = [examples[i] for i in order[b : b + config.batch_questions]]
-                loss = _listwise_loss(hf_model, tokenizer, batch)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-                bar.update()
+    losses = train_steps(
+        examples,
+        config.batch_questions,
+        config.epochs,
+        config.warmup,
+        config.seed,
+        optimizer,
+        trainable,
+        lambda batch: _listwise_loss(hf_model, tokenizer, batch),
+        "training reader",
+        progress,
+    )
     hf_model.eval()
     meta = {
         "base": PACKAGED_MODEL,
@@ -109,7 +100,50 @@ def train_reader(
     return _save(model, out_dir, meta)
 
 
-def _seed(seed: int) -> None:
+def train_steps(
+    items: Sequence[T],
+    batch_size: int,
+    epochs: int,
+    warmup_share: float,
+    seed: int,
+    optimizer,  # torch.optim.Optimizer
+    trainable: Sequence,  # the parameters whose gradients are clipped
+    loss_of: Callable[[list[T]], object],
+    desc: str,
+    progress: bool,
+) -> list[float]:
+    """The training loop both trainers share: seeded shuffles, linear warm-up then decay, clipped steps.
+
+    Returns each step's loss.
+    """
+    import torch
+    from tqdm import tqdm
+
+    total = (len(items) + batch_size - 1) // batch_size * epochs
+    warmup = max(1, int(total * warmup_share))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    rng = random.Random(seed)
+    losses: list[float] = []
+    with tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=not progress) as bar:
+        for _epoch in range(epochs):
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            for b in range(0, len(order), batch_size):
+                loss = loss_of([items[i] for i in order[b : b + batch_size]])
+                optimizer.zero_grad()
+                loss.backward()  # type: ignore[attr-defined]
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())  # type: ignore[attr-defined]
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                bar.update()
+    return losses
+
+
+def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
