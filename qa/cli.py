@@ -19,7 +19,7 @@ from qa import __version__
 from qa.errors import ClusterError, CorpusError, IndexStoreError, InputError, ModelError, QAError
 from qa.settings import DEFAULT_COLLECTION, DEFAULT_CORPUS, DEFAULT_INDEX, MILVUS_TOKEN_ENV, Settings
 from qa.training.config import EncoderConfig, TrainConfig
-from qa.web.labels import citation_label
+from qa.web.labels import citation_label, difference_line
 
 if TYPE_CHECKING:
     from argparse import _SubParsersAction
@@ -320,6 +320,8 @@ def _print_result(result: Result, as_json: bool) -> None:
             top = result.passages[0]
             print(f"Closest passage ({top.outlet}, {top.date}): {top.text[:200]}")
         return
+    for difference in result.differences:
+        print(f"outlets differ: {difference_line(difference)}")
     for n, answer in enumerate(result.answers, start=1):
         print(f"{n}. {answer.text}  (score {answer.score:.2f})")
         if answer.span != answer.text:
@@ -409,7 +411,18 @@ def _eval(args: argparse.Namespace) -> int:
         f"abstention threshold {evaluation.abstain_threshold:.2f}; sweep recommends "
         + ("none (no unanswerable question in this set)" if recommended is None else f"{recommended:.2f}")
     )
+    if evaluation.differences is not None:
+        d = evaluation.differences
+        print(
+            f"outlet differences over {d.questions} labelled questions: {d.reported} reported, "
+            f"{d.correct} correct (precision {_rate_text(d.precision)}); "
+            f"{d.found} of {d.gold} found (recall {_rate_text(d.recall)})"
+        )
     return 0
+
+
+def _rate_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 # Loopback only unless told: the app answers anyone who can reach it

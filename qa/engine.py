@@ -214,23 +214,20 @@ class Engine:
         started = time.perf_counter()
         top_k = check_top_k(self.settings.top_k if top_k is None else top_k)
         found = self.retrieval(question, history, self.check_filters(outlets, since, until))
-        reader = self._reader if self.reads else None
-        data = found.data
-        answers = choose_answers(
-            data, found.prepared, found.fused, top_k, self.settings, reader, found.outlets
+        data, reader, shown = found.data, self._reader if self.reads else None, self.settings.passages_shown
+        choice = choose_answers(
+            data, found.prepared, found.fused, top_k, self.settings, reader, found.outlets, self.threshold
         )
-        best = max((a.confidence for a in answers), default=0.0)
-        kept = tuple(a for a in answers if a.confidence >= self.threshold)
+        kept = tuple(a for a in choice.answers if a.confidence >= self.threshold)
         return Result(
             question=found.prepared.text,
             answers=kept,
-            passages=tuple(
-                retrieved_passage(data, pid, s) for pid, s in found.fused[: self.settings.passages_shown]
-            ),
+            passages=tuple(retrieved_passage(data, pid, s) for pid, s in found.fused[:shown]),
             abstained=not kept,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             notices=found.notices,
-            best_score=best,
+            best_score=max((a.confidence for a in choice.answers), default=0.0),
+            differences=choice.differences,
         )
 
     def retrieval(

@@ -94,6 +94,30 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class ReportedValue:
+    """The value one article gives for the asked fact: ``article.body[start:end] == text``."""
+
+    text: str
+    normalized: str
+    doc_id: str
+    outlet: str
+    date: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Articles that answer the same question with different values of one kind ("money", "date", ...).
+
+    ``values`` holds one value per article, grouped so that agreeing articles sit together.
+    """
+
+    kind: str
+    values: tuple[ReportedValue, ...]
+
+
+@dataclass(frozen=True)
 class RetrievedPassage:
     """A passage as retrieval ranked it, with its fused score in [0, 1]."""
 
@@ -120,3 +144,4 @@ class Result:
     latency_ms: float
     notices: tuple[str, ...] = field(default=())
     best_score: float = 0.0
+    differences: tuple[Difference, ...] = field(default=())

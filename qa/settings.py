@@ -104,6 +104,11 @@ class Settings:
     evidence_abstain_threshold: float = 0.42
     # Sentences whose embeddings are this close count as the same report.
     same_report_cosine: float = 0.88
+    # Where outlets differ (qa.answer.differences): two answering sentences this
+    # close are about the same fact; two articles whose openings are this close
+    # tell the same event, so their different values are a difference.
+    same_fact_cosine: float = 0.5
+    same_event_cosine: float = 0.5
     max_question_chars: int = 500
     # How often an open engine (qa serve, a program holding one) looks for a
     # newer index in its folder (qa.index.live): one stat of manifest.json, so

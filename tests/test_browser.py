@@ -324,3 +324,44 @@ def test_a_question_that_raises_in_the_engine_gets_a_short_error_and_the_next_wo
         app.close()
     logged = [r for r in caplog.records if r.name == "qa.web.app" and r.exc_info]
     assert logged and "injected fault" in caplog.text and "Traceback" in caplog.text
+
+
+DIFFER_CORPUS = ROOT / "tests" / "fixtures" / "differ"
+VIOLIN_PRICE = "How much did the Arden violin sell for?"
+
+
+@pytest.fixture(scope="session")
+def differ_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An app over tests/fixtures/differ: two outlets that report different prices for one sale."""
+    with serve_app(tmp_path_factory.mktemp("differ-app"), DIFFER_CORPUS) as server:
+        yield server.url
+
+
+def test_sources_that_differ_are_shown_and_each_value_opens_its_article(browser, differ_app_url: str) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(differ_app_url)
+    page.wait_for_selector("#question textarea")
+    page.wait_for_function("typeof window.newsqaOpenCitation === 'function'")
+    reply = _ask(page, VIOLIN_PRICE)
+    notice = reply.locator(".differ")
+    playwright_api.expect(notice).to_contain_text("Sources differ on this figure")
+    playwright_api.expect(notice).to_contain_text("Harbour Times, 12 June 2023")
+    playwright_api.expect(notice).to_contain_text("Coastal Wire, 12 June 2023")
+    _shot(page, "outlets-differ")
+
+    notice.locator("a.cite", has_text="$2.4 million").click()
+    cited = page.locator("#article-panel mark#cited-span")
+    playwright_api.expect(cited).to_have_text("$2.4 million")
+    playwright_api.expect(page.locator("#article-panel .meta")).to_contain_text("Harbour Times")
+
+    page.click("#compare")
+    rows = page.locator("#compare-panel tbody tr")
+    playwright_api.expect(rows).to_have_count(3)
+    marked = page.locator("#compare-panel .differs mark")
+    playwright_api.expect(marked).to_have_count(2)
+    assert sorted(marked.all_inner_texts()) == ["$2.1 million", "$2.4 million"]
+    note = page.locator("#compare-panel .differs-note").first
+    playwright_api.expect(note).to_contain_text("Outlets differ")
+    _shot(page, "compare-outlets-differ")
+    context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa.errors import InputError
-from qa.records import Answer, Article, Citation, Result, RetrievedPassage
+from qa.records import Answer, Article, Citation, Difference, ReportedValue, Result, RetrievedPassage
 from qa.web.html import (
     CiteRef,
     also_reported_html,
@@ -15,6 +15,7 @@ from qa.web.html import (
     cite_link_html,
     compare_html,
     compare_rows,
+    differences_html,
     extract_html,
     filters_note,
     highlight_html,
@@ -228,3 +229,39 @@ def test_compare_html():
         '<tr><th>NZ Herald</th><td>—</td><td class="none">No answer in this outlet.</td></tr>'
         "</tbody></table></div>"
     )
+
+
+def _difference() -> Difference:
+    # "Max Tweedie" (13 + 24 : 13 + 35) in d1 against another name in d2; d3 agrees with d1.
+    return Difference(
+        "person",
+        (
+            ReportedValue("Max Tweedie", "max tweedie", "d1", "1 NEWS", "2020-03-09", 37, 48),
+            ReportedValue("Tweedie", "tweedie", "d3", "NZ Herald", "2020-03-08", 5, 12),
+            ReportedValue("Jo <Smith>", "jo smith", "d2", "Star Observer", "2020-03-11", 0, 10),
+        ),
+    )
+
+
+def test_differences_html_lists_each_value_as_a_link_to_its_span():
+    out = differences_html(_difference())
+    assert out.startswith('<div class="differ"><strong>Sources differ on this name:</strong> ')
+    assert '<a class="cite" href="#cite:d1:37:48">Max Tweedie</a> (1 NEWS, 9 March 2020)' in out
+    assert '<a class="cite" href="#cite:d2:0:10">Jo &lt;Smith&gt;</a> (Star Observer, 11 March 2020)' in out
+    assert "<Smith>" not in out
+
+
+def test_reply_html_shows_the_difference_under_the_answers():
+    differing = Result("q", (answer(),), (), abstained=False, latency_ms=1.0, differences=(_difference(),))
+    out = reply_html(differing)
+    assert out.index('<ol class="answers">') < out.index('<div class="differ">')
+    assert 'class="differ"' not in reply_html(result((answer(),)))
+
+
+def test_compare_marks_the_value_an_outlet_gives_and_offers_the_closest_passage_of_an_outlet_without():
+    rows = compare_rows([("1 NEWS", result((answer(),))), ("NZ Herald", result((), (passage("d3"),)))])
+    out = compare_html("Who leads?", rows, (_difference(),))
+    assert '<span class="differs">Auckland Pride director <mark>Max Tweedie</mark>' in out
+    assert "Outlets differ: Max Tweedie here; Jo &lt;Smith&gt; elsewhere." in out
+    assert '<div class="closest">Closest passage (not an answer): Intro line.' in out
+    assert '<a class="cite" href="#cite:d3:0:' in out

@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.answer.candidates import Question, gather_candidates
 from qa.answer.combiner import Combiner, Read, default_combiner_path, load_combiner
+from qa.answer.differences import Thresholds, find_differences
 from qa.answer.reader import Reader, reader_candidate, reader_question, rerank, sigmoid
 from qa.answer.scoring import ScoredSentence, group_same_reports, rank_candidates
 from qa.answer.span import answer_span, question_shape
 from qa.answer.statement import statement_direction
 from qa.index.entities import sentence_entities
 from qa.index.store import IndexData
-from qa.records import Answer, Citation, RetrievedPassage
+from qa.records import Answer, Citation, Difference, RetrievedPassage
 from qa.retrieval.question import PreparedQuestion
 from qa.settings import Settings
+
+
+@dataclass(frozen=True)
+class AnswerChoice:
+    """The answers to one question, best first, and where the answering articles differ."""
+
+    answers: list[Answer]
+    differences: tuple[Difference, ...]
 
 
 def choose_answers(
@@ -36,7 +46,8 @@ def choose_answers(
     settings: Settings,
     reader: Reader | None,
     outlets: Sequence[str],
-) -> list[Answer]:
+    threshold: float = 0.0,
+) -> AnswerChoice:
     """At most ``top_k`` answers from the sentences of the best ``fused`` passages, best first.
 
     Args:
@@ -47,9 +58,12 @@ def choose_answers(
         settings: how many passages and candidates to read, and the weights.
         reader: reads the best candidates; None ranks by evidence alone.
         outlets: the corpus's outlets, which a question may name.
+        threshold: the confidence an answer needs; only such answers are compared for differences.
     """
     shape = question_shape(question.text)
     scored = rank_sentences(data, question, fused, settings, reader, outlets)
+    limits = Thresholds(threshold, settings.same_fact_cosine, settings.same_event_cosine)
+    differences = find_differences(data, question.text, question.terms, scored, limits)
     groups = group_same_reports(scored, data.sentence_vectors, settings.same_report_cosine, top_k)
     answers = []
     for group in groups:
@@ -72,7 +86,7 @@ def choose_answers(
                 round(group[0].confidence, 4),
             )
         )
-    return answers
+    return AnswerChoice(answers, differences)
 
 
 def rank_sentences(

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.answer.values import widen_value
 from qa.corpus.months import MONTH_PATTERN
 from qa.index.entities import LABELS_FOR_KIND
 
@@ -170,10 +171,22 @@ def typed_span(
     preferred to a pattern match, and for names and places, where patterns
     cannot tell a person from a broadcaster, only entities count when given.
     """
+    spans = typed_spans(question, sentence, entities)
+    return max(spans, key=lambda item: item[0])[1] if spans else None
+
+
+def typed_spans(
+    question: str | QuestionShape, sentence: str, entities: Sequence[Entity] = ()
+) -> list[tuple[tuple[float, int, int], tuple[int, int]]]:
+    """Every span of the asked kind in ``sentence`` with the key :func:`typed_span` ranks them by.
+
+    The key prefers spans made of words the question lacks, then entities,
+    then the span nearest the words the question shares with the sentence.
+    """
     shape = question if isinstance(question, QuestionShape) else question_shape(question)
     kind, question_words = shape.kind, shape.words
     if kind is None:
-        return None
+        return []
     shared = [
         m.start()
         for m in _WORD.finditer(sentence)
@@ -183,8 +196,7 @@ def typed_span(
     spans = [(1, start, end) for start, end, label in entities if label in labels]
     if not (spans and kind in _ENTITY_ONLY):
         spans += [(0, m.start(), m.end()) for m in _PATTERNS[kind].finditer(sentence)]
-    best_key: tuple[int, float, int] | None = None
-    best_span = None
+    found = []
     for from_entity, start, end in spans:
         if kind == "name":
             end = _strip_trailing_punctuation(sentence, start, end)
@@ -194,11 +206,10 @@ def typed_span(
         if not new_words or (kind == "name" and len(new_words) < len(words) / 2):
             continue
         distance = min((abs(start - p) for p in shared), default=0)
-        # Prefer spans made of words the question lacks, then entities, then the nearest.
-        key = (len(new_words) / len(words), from_entity, -distance)
-        if best_key is None or key > best_key:
-            best_key, best_span = key, (start, end)
-    return best_span
+        # A figure keeps its currency sign and unit: "$43,000", not "43,000"; "48-page", not "48".
+        span = (start, end) if kind in _ENTITY_ONLY else widen_value(sentence, start, end)
+        found.append(((len(new_words) / len(words), from_entity, -distance), span))
+    return found
 
 
 def _strip_trailing_punctuation(sentence: str, start: int, end: int) -> int:

@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from qa.errors import InputError
+from qa.evaluation.differences import (
+    DifferenceScore,
+    GoldDifference,
+    difference_score_json,
+    parse_gold,
+    score_question,
+    summarize_differences,
+)
 from qa.evaluation.metrics import (
     MAX_RANK,
     QuestionOutcome,
@@ -62,6 +70,7 @@ class EvalQuestion:
     answerable: bool
     history: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    differences: tuple[GoldDifference, ...] | None = None  # None: the line has no "differences" field
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Evaluation:
     abstain_threshold: float
     runs: tuple[Run, ...]
     reader: dict[str, str] | None = None  # id and sha256 of the reader, None without one
+    differences: DifferenceScore | None = None  # only when some question carries a differences gold
 
 
 def _string_list(item: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -122,6 +132,7 @@ def parse_question(item: object, default_id: str) -> EvalQuestion:
         answerable=answerable,
         history=_string_list(item, "history"),
         tags=_string_list(item, "tags"),
+        differences=parse_gold(item.get("differences")),
     )
 
 
@@ -284,7 +295,23 @@ def evaluate(
     reader = None
     if engine.reader is not None:
         reader = {"id": engine.reader.reader_id, "sha256": engine.reader.sha256}
-    return Evaluation(name=name, abstain_threshold=threshold, runs=tuple(runs), reader=reader)
+    differences = _score_differences(engine, questions)
+    return Evaluation(name, threshold, tuple(runs), reader, differences)
+
+
+def _score_differences(engine: Engine, questions: Sequence[EvalQuestion]) -> DifferenceScore | None:
+    """Difference precision and recall over the questions that carry the gold, asked as a user asks them.
+
+    The runs above ask with no threshold; differences depend on it, so these are asked again.
+    """
+    labelled = [q for q in questions if q.differences is not None]
+    if not labelled:
+        return None
+    outcomes = []
+    for q in labelled:
+        reported = engine.ask(q.question, history=q.history).differences
+        outcomes.append(score_question(q.id, q.question, q.differences or (), reported))
+    return summarize_differences(outcomes)
 
 
 def _round(value: float | None) -> float | None:
@@ -329,6 +356,7 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
         "abstain_threshold": evaluation.abstain_threshold,
         "recommended_threshold": default.recommended_threshold,
         "runs": {run.mode: summary_json(run.summary) for run in evaluation.runs},
+        "differences": evaluation.differences and difference_score_json(evaluation.differences),
         "sweep": [
             {
                 "threshold": p.threshold,

@@ -44,6 +44,33 @@ def _answer_cell(outcome: QuestionOutcome) -> str:
     return f"(abstained) {answer}" if outcome.abstained else answer
 
 
+def _differences_section(evaluation: Evaluation) -> list[str]:
+    """Difference precision and recall, and each labelled question's gold and reported values."""
+    score = evaluation.differences
+    if score is None:
+        return []
+    lines = [
+        "## Where outlets differ",
+        "",
+        f"{score.questions} labelled questions: {score.reported} differences reported, "
+        f"{score.correct} correct "
+        f"(precision {_figure(score.precision)}); {score.found} of {score.gold} gold differences found "
+        f"(recall {_figure(score.recall)}).",
+        "",
+        "| id | question | gold | reported | result |",
+        "|---|---|---|---|---|",
+    ]
+    for o in score.outcomes:
+        gold = "; ".join(" vs ".join(v.text for v in g.values) for g in o.gold) or "(none)"
+        reported = "; ".join(" vs ".join(f"{v.text} ({v.outlet})" for v in d.values) for d in o.reported)
+        right = all(o.correct) and o.found == len(o.gold)
+        lines.append(
+            f"| {_cell(o.id)} | {_cell(o.question)} | {_cell(gold)} | {_cell(reported or '(none)')} "
+            f"| {'pass' if right else 'FAIL'} |"
+        )
+    return [*lines, ""]
+
+
 def _question_table(run: Run) -> list[str]:
     lines = [
         "| id | question | gold | top answer | highlight | cited | score | result |",
@@ -165,6 +192,7 @@ def write_report(evaluation: Evaluation, folder: Path) -> Path:
         f"![hit@k]({HIT_PLOT})",
         f"![abstention sweep]({SWEEP_PLOT})",
         "",
+        *_differences_section(evaluation),
         f"## Questions ({default.mode})",
         "",
         *_question_table(default),

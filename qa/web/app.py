@@ -95,6 +95,9 @@ _CSS = """
 .reply .extract { font-size: 1.02em; }
 .reply .cites, .reply .also, .reply .note { font-size: 0.9em; opacity: 0.85; }
 .reply .abstain { font-weight: 600; }
+.reply .differ { border-left: 3px solid #d97706; padding: 0.2em 0.6em; background: rgba(217, 119, 6, 0.08); }
+.compare .differs mark { background: rgba(217, 119, 6, 0.35); }
+.compare .differs-note, .compare .closest { font-size: 0.88em; opacity: 0.85; margin-top: 0.2em; }
 .reply .snippet { font-size: 0.88em; opacity: 0.8; }
 mark { background: #ffe58a; color: inherit; padding: 0 2px; border-radius: 2px; }
 a.cite { cursor: pointer; }
@@ -207,13 +210,15 @@ class ChatHandlers:
                 (o, engine.ask(history[-1], history=history[:-1], top_k=1, **_filters([o], since, until)))
                 for o in engine.outlets
             ]
+            # The differences are those of the whole archive's answer, as the chat showed them.
+            overall = engine.ask(history[-1], history=history[:-1], **_filters([], since, until))
         except QAError as exc:
             _refused("comparison", exc)
             return message_html(f"Sorry, I can't compare outlets: {exc}")
         except Exception:
             log.exception("comparison failed: %r", history[-1])
             return message_html(_INTERNAL_ERROR)
-        return compare_html(history[-1], compare_rows(per_outlet))
+        return compare_html(history[-1], compare_rows(per_outlet), overall.differences)
 
     # Shows the cited article with its span marked; ``event.cite`` comes from _ARTICLE_JS's listener.
     def open_citation(self, event: gr.EventData) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from qa.errors import InputError
-from qa.records import UNDATED, Answer, Article, Citation, Result, RetrievedPassage
+from qa.records import UNDATED, Answer, Article, Citation, Difference, Result, RetrievedPassage
 from qa.web.labels import citation_label, format_date
 
 # The element the article view scrolls to when it opens at a citation.
@@ -188,7 +188,32 @@ def reply_html(result: Result, filters: str = "", related: int = 3) -> str:
             body += f'<div>Possibly related:</div><ul class="related">{items}</ul>'
         return _one_line(f'<div class="reply">{body}{notes_html}</div>')
     items = "".join(_answer_html(n, a) for n, a in enumerate(result.answers, start=1))
-    return _one_line(f'<div class="reply"><ol class="answers">{items}</ol>{notes_html}</div>')
+    differs = "".join(differences_html(d) for d in result.differences)
+    return _one_line(f'<div class="reply"><ol class="answers">{items}</ol>{differs}{notes_html}</div>')
+
+
+# What a difference is about, by the kind of its values.
+_DIFFERENCE_NOUNS = {"date": "date", "time": "time", "person": "name", "place": "place"}
+
+
+def differences_html(difference: Difference) -> str:
+    """ "Sources differ on this figure: $43,350 (Fox News, 20 February 2013) vs $43,000 (HuffPost, ...)".
+
+    Each value opens its article at the value; articles giving the same value share one entry.
+    """
+    entries: list[list[str]] = []
+    last = None
+    for value in difference.values:
+        link = cite_link_html(cite_key(value.doc_id, value.start, value.end), value.text)
+        source = f"{html.escape(value.outlet)}, {html.escape(format_date(value.date))}"
+        if value.normalized == last:
+            entries[-1].append(source)
+            continue
+        entries.append([link, source])
+        last = value.normalized
+    listed = " vs ".join(f"{e[0]} ({'; '.join(e[1:])})" for e in entries)
+    noun = _DIFFERENCE_NOUNS.get(difference.kind, "figure")
+    return f'<div class="differ"><strong>Sources differ on this {noun}:</strong> {listed}</div>'
 
 
 def _passage_marks(passage: RetrievedPassage, answers: Sequence[Answer]) -> tuple[int, int] | None:
@@ -243,15 +268,19 @@ def article_html(article: Article, start: int, end: int) -> str:
 
 @dataclass(frozen=True)
 class CompareRow:
-    """One outlet's best answer to a question (``answer`` None when it has none)."""
+    """One outlet's best answer to a question; when it has none, its closest passage (not an answer)."""
 
     outlet: str
     answer: Answer | None
+    closest: RetrievedPassage | None = None
 
 
 def compare_rows(per_outlet: Sequence[tuple[str, Result]]) -> tuple[CompareRow, ...]:
     """One row per outlet, ordered by the date of its best extract; outlets without one last."""
-    rows = [CompareRow(o, r.answers[0] if r.answers else None) for o, r in per_outlet]
+    rows = [
+        CompareRow(o, r.answers[0] if r.answers else None, r.passages[0] if r.passages else None)
+        for o, r in per_outlet
+    ]
 
     def order(row: CompareRow) -> tuple[int, str, str]:
         if row.answer is None:
@@ -262,18 +291,52 @@ def compare_rows(per_outlet: Sequence[tuple[str, Result]]) -> tuple[CompareRow, 
     return tuple(sorted(rows, key=order))
 
 
-def compare_html(question: str, rows: Sequence[CompareRow]) -> str:
-    """A table: outlet, date and that outlet's best extract for ``question``."""
+def _compare_answer_html(outlet: str, answer: Answer, differences: Sequence[Difference]) -> str:
+    """The extract, with the value this outlet gives marked when outlets differ on it."""
+    lead = answer.citations[0]
+    extract = f"{extract_html(answer)} {_cite_link(lead, '[open]')}"
+    mine = [v for d in differences for v in d.values if v.outlet == outlet]
+    if not mine:
+        return extract
+    inside = (v for v in mine if v.doc_id == lead.doc_id and lead.start <= v.start < v.end <= lead.end)
+    value = next(inside, None)
+    if value is not None:
+        marked = highlight_html(answer.text, value.start - lead.start, value.end - lead.start)
+        extract = f'<span class="differs">{marked}</span> {_cite_link(lead, "[open]")}'
+    value = value or mine[0]
+    mine_words = set(value.normalized.split())
+    others = sorted(
+        {
+            v.text
+            for d in differences
+            for v in d.values
+            if not (set(v.normalized.split()) <= mine_words or mine_words <= set(v.normalized.split()))
+        }
+    )
+    note = f"Outlets differ: {value.text} here; {', '.join(others)} elsewhere."
+    return f'{extract}<div class="differs-note">{html.escape(note)}</div>'
+
+
+def compare_html(question: str, rows: Sequence[CompareRow], differences: Sequence[Difference] = ()) -> str:
+    """A table: outlet, date and that outlet's best extract for ``question``, differing values marked."""
     body = []
     for row in rows:
         if row.answer is None:
-            cells = '<td>—</td><td class="none">No answer in this outlet.</td>'
+            closest = ""
+            if row.closest is not None:
+                text = " ".join(row.closest.text.split())
+                snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+                key = cite_key(row.closest.doc_id, row.closest.start, row.closest.end)
+                closest = (
+                    f'<div class="closest">Closest passage (not an answer): {html.escape(snippet)} '
+                    f"{cite_link_html(key, '[open]')}</div>"
+                )
+            cells = f'<td>—</td><td class="none">No answer in this outlet.{closest}</td>'
         else:
             lead = row.answer.citations[0]
             cells = (
                 f"<td>{html.escape(format_date(lead.date))}</td>"
-                f"<td>{extract_html(row.answer)} "
-                f"{_cite_link(lead, '[open]')}</td>"
+                f"<td>{_compare_answer_html(row.outlet, row.answer, differences)}</td>"
             )
         body.append(f"<tr><th>{html.escape(row.outlet)}</th>{cells}</tr>")
     return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from qa.corpus.months import MONTHS
-from qa.records import UNDATED, Citation
+from qa.records import UNDATED, Citation, Difference
 
 
 def format_date(iso_date: str) -> str:
@@ -23,3 +23,18 @@ def citation_label(citation: Citation, separator: str = ", ") -> str:
     if citation.title:
         parts.append(citation.title)
     return separator.join(parts)
+
+
+def difference_line(difference: Difference) -> str:
+    """ "$43,350 (Fox News, 2013-02-20) vs $43,000 (HuffPost, 2013-02-20; CNN, 2013-02-21)".
+
+    Articles giving the same value share one entry; ``values`` keeps agreeing articles together.
+    """
+    entries: list[tuple[str, list[str]]] = []
+    last = None
+    for value in difference.values:
+        if value.normalized != last:
+            entries.append((value.text, []))
+            last = value.normalized
+        entries[-1][1].append(f"{value.outlet}, {value.date}")
+    return " vs ".join(f"{text} ({'; '.join(sources)})" for text, sources in entries)

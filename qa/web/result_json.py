@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qa.records import Answer, Citation, Result, RetrievedPassage
+from qa.records import Answer, Citation, Difference, Result, RetrievedPassage
 
 
 def citation_json(citation: Citation) -> dict[str, Any]:
@@ -34,6 +34,25 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
 
 
+def difference_json(difference: Difference) -> dict[str, Any]:
+    """One difference; each value's ``start``/``end`` are offsets into its article's body."""
+    return {
+        "kind": difference.kind,
+        "values": [
+            {
+                "text": v.text,
+                "normalized": v.normalized,
+                "doc_id": v.doc_id,
+                "outlet": v.outlet,
+                "date": v.date,
+                "start": v.start,
+                "end": v.end,
+            }
+            for v in difference.values
+        ],
+    }
+
+
 def passage_json(passage: RetrievedPassage) -> dict[str, Any]:
     return {
         "doc_id": passage.doc_id,
@@ -52,6 +71,7 @@ def result_json(result: Result, item_id: str | None = None) -> dict[str, Any]:
             "question": result.question,
             "abstained": result.abstained,
             "answers": [answer_json(a) for a in result.answers],
+            "differences": [difference_json(d) for d in result.differences],
             "passages": [passage_json(p) for p in result.passages],
             "latency_ms": round(result.latency_ms, 2),
         }
