@@ -95,7 +95,11 @@ class Answer:
 
 @dataclass(frozen=True)
 class ReportedValue:
-    """The value one article gives for the asked fact: ``article.body[start:end] == text``."""
+    """The value one article gives for the asked fact: ``article.body[start:end] == text``.
+
+    ``sentence`` is the sentence that gives it, from ``sentence_start`` in the body, so a
+    view can show the value in context.
+    """
 
     text: str
     normalized: str
@@ -104,6 +108,8 @@ class ReportedValue:
     date: str
     start: int
     end: int
+    sentence: str = ""
+    sentence_start: int = 0
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ def test_ask_api_returns_the_cli_json(app_url):
 
     client = Client(app_url, verbose=False)
     result = client.predict(DIRECTOR, api_name="/ask")
-    assert sorted(result) == ["abstained", "answers", "latency_ms", "passages", "question"]
+    assert sorted(result) == ["abstained", "answers", "differences", "latency_ms", "passages", "question"]
     top = result["answers"][0]
     assert "Max Tweedie" in top["text"]
     assert (top["citations"][0]["outlet"], top["citations"][0]["date"]) == ("1 NEWS", "2020-03-09")

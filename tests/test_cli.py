@@ -33,7 +33,7 @@ def test_ask_json_and_readable(bundled_index: Path) -> None:
     done = _qa("ask", "Who is the director of Auckland Pride?", "--index", str(bundled_index), "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert set(out) == {"question", "abstained", "answers", "passages", "latency_ms"}
+    assert set(out) == {"question", "abstained", "answers", "differences", "passages", "latency_ms"}
     citation = out["answers"][0]["citations"][0]
     assert set(citation) == {"doc_id", "outlet", "date", "title", "url", "start", "end", "text"}
     assert (citation["outlet"], citation["date"]) == ("1 NEWS", "2020-03-09")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.answer.differences import _differences
+from qa.answer.differences import group_values
 from qa.answer.values import read_value, same_value
 from qa.cli import main
 from qa.engine import Engine
@@ -138,7 +138,7 @@ def test_a_difference_needs_two_articles_whose_values_disagree(texts):
         values.append(
             (value, ReportedValue(text, value.normalized, f"doc{n}", f"Outlet {n}", "2020-01-01", 0, 1))
         )
-    found = _differences(values)
+    found = group_values(values)
     agree = all(same_value(a, b) for a, _ in values for b, _ in values)
     assert (found == ()) if agree else bool(found)
     for difference in found:

@@ -139,11 +139,15 @@ def test_sigkill_during_builds_never_loses_the_index(
     assert read_manifest(index) is None or load_index(index)
     assert _answers(Engine.open(corpus, index, progress=False)) == baseline
 
-    # How long a whole build takes, so the kills land anywhere inside one.
-    started = time.monotonic()
-    _start_build(fork_server, corpus, index)
-    assert int(fork_server.stdout.readline()) == 0
-    duration = time.monotonic() - started
+    # How long a whole build takes, so the kills land anywhere inside one: the shorter of
+    # two, as a build after a warm-up (caches, page cache) runs faster than the first.
+    durations = []
+    for _ in range(2):
+        started = time.monotonic()
+        _start_build(fork_server, corpus, index)
+        assert int(fork_server.stdout.readline()) == 0
+        durations.append(time.monotonic() - started)
+    duration = min(durations)
 
     killed = 0
     for _ in range(KILLS):

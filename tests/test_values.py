@@ -94,6 +94,8 @@ def test_ages():
     # A bare number that is not set off as an age, or a distance, is no age.
     assert read_value("age", "1", before="at ") is None
     assert read_value("age", "a few hundred metres") is None
+    # "three years" is how long, not how old.
+    assert read_value("age", "three years") is None
 
 
 def test_names_agree_when_one_is_part_of_the_other():

@@ -265,3 +265,16 @@ def test_compare_marks_the_value_an_outlet_gives_and_offers_the_closest_passage_
     assert "Outlets differ: Max Tweedie here; Jo &lt;Smith&gt; elsewhere." in out
     assert '<div class="closest">Closest passage (not an answer): Intro line.' in out
     assert '<a class="cite" href="#cite:d3:0:' in out
+
+
+def test_compare_shows_the_value_an_outlet_gives_even_when_the_reader_passed_none_of_its_sentences():
+    value = ReportedValue(
+        "$43,350", "$43350", "fox", "Fox News", "2013-02-20", 40, 47, "Items including a $43,350 watch.", 22
+    )
+    other = ReportedValue("$43,000", "$43000", "huff", "HuffPost", "2013-02-20", 5, 12)
+    rows = compare_rows([("Fox News", result(()))], (Difference("money", (value, other)),))
+    assert rows[0].stated == value
+    out = compare_html("How much?", rows, (Difference("money", (value, other)),))
+    assert '<span class="differs">Items including a <mark>$43,350</mark> watch.</span>' in out
+    assert "Outlets differ: $43,350 here; $43,000 elsewhere." in out
+    assert "No answer in this outlet" not in out

@@ -61,9 +61,11 @@ def choose_answers(
         threshold: the confidence an answer needs; only such answers are compared for differences.
     """
     shape = question_shape(question.text)
-    scored = rank_sentences(data, question, fused, settings, reader, outlets)
+    scored, unread = _rank(data, question, fused, settings, reader, outlets)
     limits = Thresholds(threshold, settings.same_fact_cosine, settings.same_event_cosine)
-    differences = find_differences(data, question.text, question.terms, scored, limits)
+    # Sentences the reader did not read can still give a value beside the question's focus.
+    beyond = [ScoredSentence(s.candidate, s.score, 0.0) for s in unread]
+    differences = find_differences(data, question.text, question.terms, [*scored, *beyond], limits)
     groups = group_same_reports(scored, data.sentence_vectors, settings.same_report_cosine, top_k)
     answers = []
     for group in groups:
@@ -105,12 +107,25 @@ def rank_sentences(
     evidence at ``settings.reader_weight``. Either way a read sentence's
     confidence is the reader's probability that it answers.
     """
+    return _rank(data, question, fused, settings, reader, outlets)[0]
+
+
+def _rank(
+    data: IndexData,
+    question: PreparedQuestion,
+    fused: Sequence[tuple[int, float]],
+    settings: Settings,
+    reader: Reader | None,
+    outlets: Sequence[str],
+) -> tuple[list[ScoredSentence], list[ScoredSentence]]:
+    """:func:`rank_sentences`'s ranking, and the candidates the reader did not read (by evidence)."""
     scored, reads = read_candidates(data, question, fused, settings, reader, outlets)
     if reader is None or not reads:
-        return scored
+        return scored, []
+    scored, rest = scored[: len(reads)], scored[len(reads) :]
     combiner = combiner_for(reader)
     if combiner is None:
-        return rerank(scored, [r.logit for r in reads], settings.reader_weight)
+        return rerank(scored, [r.logit for r in reads], settings.reader_weight), rest
     probs = combiner.probabilities(question.text, reads)
     # The confidence abstention reads stays the reader's own probability: on the
     # validation it separates near-miss unanswerables better (docs/evaluation.md).
@@ -120,7 +135,7 @@ def rank_sentences(
         for s, p, c in zip(scored, probs, confidence, strict=True)
     ]
     ranked.sort(key=lambda s: -s.score)
-    return ranked
+    return ranked, rest
 
 
 def read_candidates(
@@ -131,7 +146,7 @@ def read_candidates(
     reader: Reader | None,
     outlets: Sequence[str],
 ) -> tuple[list[ScoredSentence], list[Read]]:
-    """Candidates ranked by evidence and, with a reader, the best of them as it read them.
+    """All candidates ranked by evidence and, with a reader, the first of them as it read them.
 
     Evaluation (qa.training.choice_cv) fits the combiner on exactly these records.
     """
@@ -140,17 +155,17 @@ def read_candidates(
     scored = rank_candidates(candidates, settings.weights)
     if reader is None or settings.reader_candidates <= 0:
         return scored, []
-    scored = scored[: settings.reader_candidates]
+    read = scored[: settings.reader_candidates]
     context = reader.context_chars
-    texts = [data.sentence_text(s.sentence_id) for s in scored]
+    texts = [data.sentence_text(s.sentence_id) for s in read]
     inputs = [
         reader_candidate(text, data.sentence_before(s.sentence_id), context)
-        for s, text in zip(scored, texts, strict=True)
+        for s, text in zip(read, texts, strict=True)
     ]
     logits = reader.logits(reader_question(question.text, question.previous), inputs)
     reads = [
         Read(s.candidate, s.score, float(logit), text)
-        for s, logit, text in zip(scored, logits, texts, strict=True)
+        for s, logit, text in zip(read, logits, texts, strict=True)
     ]
     return scored, reads
 

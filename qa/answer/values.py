@@ -53,16 +53,14 @@ _WORD_NUMBER = re.compile(rf"\b(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*\b
 _DIGITS = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s?(million|billion|thousand|bn|m|k)\b)?", re.I)
 _AGE = re.compile(
     rf"aged\s+(?:\d{{1,3}}|{_WORD_NUMBER.pattern})"
-    rf"|(?:\d{{1,3}}|{_WORD_NUMBER.pattern})[\s-]+years?(?:[\s-]+old)?",
+    rf"|(?:\d{{1,3}}|{_WORD_NUMBER.pattern})[\s-]+years?[\s-]+old",
     re.I,
 )
 _PLAIN_DIGITS = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_HEDGES = (
-    r"about|around|nearly|almost|roughly|approximately|some|more than|over|less than|under|"
-    r"up to|at least|at most|just over|just under|an estimated|estimated"
-)
-_HEDGE_BEFORE = re.compile(rf"\b(?:{_HEDGES})\s*$", re.I)
-_HEDGE_START = re.compile(rf"^\s*(?:{_HEDGES})\b", re.I)
+_APPROXIMATE = r"about|around|nearly|almost|roughly|approximately|some|an estimated|estimated"
+_AT_LEAST = r"more than|over|at least|just over|upwards of"
+_AT_MOST = r"less than|under|up to|at most|just under|fewer than"
+_HEDGES = ((_APPROXIMATE, "about"), (_AT_LEAST, "over"), (_AT_MOST, "under"))
 _CURRENCIES = (
     ("$", r"(?:[A-Z]{1,2})?\$|dollars?\b"),
     ("£", r"£|pounds?\b"),
@@ -104,6 +102,13 @@ _DAY_MONTH = re.compile(
 )
 _MONTH_DAY = re.compile(rf"\b({MONTH_PATTERN})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}}))?", re.I)
 _MONTH_YEAR = re.compile(rf"\b({MONTH_PATTERN})(?:\s+(\d{{4}}))?\b", re.I)
+_VAGUE = re.compile(
+    r"\b(?:hundreds|thousands|millions|billions|dozens|tens)\b|\b(?:few|several|many)\s+(?:hundred|thousand|million)",
+    re.I,
+)
+_VAGUE_BEFORE = re.compile(r"\b(?:few|several|many|some few)\s*$", re.I)
+_MONTH_BEFORE = re.compile(rf"\b(?:{MONTH_PATTERN})\s*$", re.I)
+_MONTH_AFTER = re.compile(rf"\s*(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTH_PATTERN})\b", re.I)
 _YEAR = re.compile(r"\b((?:19|20)\d{2})\b")
 _RELATIVE_DAYS = {"yesterday": -1, "today": 0, "tonight": 0, "last night": -1, "tomorrow": 1}
 _TITLES = frozenset(["mr", "mrs", "ms", "miss", "dr", "prof", "sir", "dame", "the", "lord", "lady", "st"])
@@ -116,15 +121,16 @@ _NAME_KINDS = {"name": "person", "place": "place"}
 class Value:
     """A value read from a span: its kind, a canonical form, and the number behind a figure.
 
-    ``approximate`` marks a hedged figure ("about 40"), which agrees with any
-    figure within 10% of it.
+    ``hedge`` is "about" for a rounded figure ("about 2,300" agrees with 2,320 but
+    not 2,350), "over" or "under" for a bound ("more than 200" agrees with 240);
+    "" for a figure given as exact.
     """
 
     kind: str
     text: str
     normalized: str
     number: float | None = None
-    approximate: bool = False
+    hedge: str = ""
 
 
 def parse_number(text: str, money: bool = False) -> float | None:
@@ -173,7 +179,9 @@ def _figure(number: float) -> str:
     return str(int(number)) if number == int(number) else f"{number:.6g}"
 
 
-def read_value(asked: str, text: str, article_date: str = "", before: str = "") -> Value | None:
+def read_value(
+    asked: str, text: str, article_date: str = "", before: str = "", after: str = ""
+) -> Value | None:
     """The value in span ``text`` for a question asking for kind ``asked`` (qa.answer.span's kinds).
 
     Args:
@@ -181,18 +189,32 @@ def read_value(asked: str, text: str, article_date: str = "", before: str = "") 
         text: the span, with its unit or currency sign (see :func:`widen_value`).
         article_date: the article's ISO date, which "on Sunday" and "3 November" are read against.
         before: the sentence text before the span, where a hedge ("about") may stand.
+        after: the sentence text after it; a figure beside a month ("August 10") is a date, not a count.
     """
     if asked in _NAME_KINDS:
         return _name_value(_NAME_KINDS[asked], text)
-    hedged = bool(_HEDGE_BEFORE.search(before) or _HEDGE_START.search(text))
+    hedged = _hedge(before, text)
     if asked == "time":
         return _when_value(text, article_date, hedged)
     if asked == "age":
         return _age_value(text, before, hedged)
+    if _CLOCK.search(text) or _MONTH_BEFORE.search(before) or _MONTH_AFTER.match(after):
+        return None
+    # A figure cut from a longer word ("hundred" of "hundreds") or after "a few" is no figure.
+    if _VAGUE_BEFORE.search(before) or after[:1].isalpha():
+        return None
     return _figure_value(text, hedged)
 
 
-def _age_value(text: str, before: str, hedged: bool) -> Value | None:
+def _hedge(before: str, text: str) -> str:
+    """ "about", "over" or "under" when a hedge stands before the figure or opens the span; else ""."""
+    for pattern, hedge in _HEDGES:
+        if re.search(rf"\b(?:{pattern})\s*$", before, re.I) or re.match(rf"\s*(?:{pattern})\b", text, re.I):
+            return hedge
+    return ""
+
+
+def _age_value(text: str, before: str, hedged: str) -> Value | None:
     """An age: "53-year-old", "aged 52", "52 years old", or a bare number after "aged" or between commas."""
     stated = _AGE.fullmatch(text.strip())
     bare = re.fullmatch(r"\(?\d{1,3}\)?", text.strip()) and re.search(r"(?:,|\(|\baged?)\s*$", before)
@@ -200,10 +222,12 @@ def _age_value(text: str, before: str, hedged: bool) -> Value | None:
     return Value("age", text, _figure(age), age, hedged) if age is not None and 0 < age < 125 else None
 
 
-def _figure_value(text: str, hedged: bool) -> Value | None:
+def _figure_value(text: str, hedged: str) -> Value | None:
     currency = next(((s, p) for s, p in _CURRENCIES if re.search(p, text, re.I)), None)
     number = parse_number(text, money=currency is not None)
-    if number is None:
+    # "one" is far more often a pronoun ("one of the largest") than a count; "hundreds" and
+    # "a few thousand" name no figure.
+    if number is None or re.fullmatch(r"(?:an?\s+)?one", text.strip(), re.I) or _VAGUE.search(text):
         return None
     if currency is not None:
         prefix = re.search(r"\b[A-Z]{1,2}(?=\$)", text) if currency[0] == "$" else None
@@ -231,7 +255,7 @@ def _unit(text: str) -> tuple[str, float] | None:
     return _UNITS.get(singular)
 
 
-def _when_value(text: str, article_date: str, hedged: bool) -> Value | None:
+def _when_value(text: str, article_date: str, hedged: str) -> Value | None:
     clock = _CLOCK.search(text)
     if clock:
         hour, minute, half, hour24, minute24 = clock.groups()
@@ -308,10 +332,27 @@ def same_value(a: Value, b: Value) -> bool:
         return True
     if a.number is None or b.number is None:
         return True
-    if a.approximate or b.approximate:
-        tolerance = 30.0 if a.kind == "time" else 0.1 * max(abs(a.number), abs(b.number))
-        return abs(a.number - b.number) <= tolerance
+    if a.hedge or b.hedge:
+        return _within_hedge(a, b) or _within_hedge(b, a)
     return False
+
+
+def _within_hedge(hedged: Value, other: Value) -> bool:
+    """Whether ``other`` fits what hedged figure ``hedged`` says (see Value)."""
+    x, y = hedged.number or 0.0, other.number or 0.0
+    if hedged.hedge == "over":
+        return y >= x
+    if hedged.hedge == "under":
+        return y <= x
+    if hedged.hedge != "about":
+        return False
+    if hedged.kind == "time":
+        return abs(x - y) <= 30.0
+    # "about 2,300" stands for 2,250 to 2,350 (exclusive): half a unit of its last non-zero digit.
+    unit = 1.0
+    while x and x % (unit * 10) == 0:
+        unit *= 10
+    return abs(x - y) < unit / 2 if x else x == y
 
 
 def _currency_or_unit(value: Value) -> str:

@@ -295,11 +295,11 @@ def evaluate(
     reader = None
     if engine.reader is not None:
         reader = {"id": engine.reader.reader_id, "sha256": engine.reader.sha256}
-    differences = _score_differences(engine, questions)
+    differences = score_differences(engine, questions)
     return Evaluation(name, threshold, tuple(runs), reader, differences)
 
 
-def _score_differences(engine: Engine, questions: Sequence[EvalQuestion]) -> DifferenceScore | None:
+def score_differences(engine: Engine, questions: Sequence[EvalQuestion]) -> DifferenceScore | None:
     """Difference precision and recall over the questions that carry the gold, asked as a user asks them.
 
     The runs above ask with no threshold; differences depend on it, so these are asked again.

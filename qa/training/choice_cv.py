@@ -193,7 +193,11 @@ def collect(
             vectors = encoder([found.prepared.text] + [r.text for r in reads])
             cosine = vectors[1:] @ vectors[0]
         correct = np.array(
-            [_answers(data, s.sentence_id, r.text, q) for s, r in zip(scored, reads, strict=True)], dtype=bool
+            [
+                _answers(data, s.sentence_id, r.text, q)
+                for s, r in zip(scored[: len(reads)], reads, strict=True)
+            ],
+            dtype=bool,
         )
         records.append(CandidateRecord(q, found.prepared.text, tuple(reads), correct, cosine))
     return records

@@ -218,7 +218,7 @@ class ChatHandlers:
         except Exception:
             log.exception("comparison failed: %r", history[-1])
             return message_html(_INTERNAL_ERROR)
-        return compare_html(history[-1], compare_rows(per_outlet), overall.differences)
+        return compare_html(history[-1], compare_rows(per_outlet, overall.differences), overall.differences)
 
     # Shows the cited article with its span marked; ``event.cite`` comes from _ARTICLE_JS's listener.
     def open_citation(self, event: gr.EventData) -> str:

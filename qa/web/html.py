@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from qa.errors import InputError
-from qa.records import UNDATED, Answer, Article, Citation, Difference, Result, RetrievedPassage
+from qa.records import UNDATED, Answer, Article, Citation, Difference, ReportedValue, Result, RetrievedPassage
 from qa.web.labels import citation_label, format_date
 
 # The element the article view scrolls to when it opens at a citation.
@@ -268,24 +268,38 @@ def article_html(article: Article, start: int, end: int) -> str:
 
 @dataclass(frozen=True)
 class CompareRow:
-    """One outlet's best answer to a question; when it has none, its closest passage (not an answer)."""
+    """One outlet's best answer to a question.
+
+    When the reader passed none of the outlet's sentences, ``stated`` is the value the outlet
+    gives where outlets differ (qa.answer.differences found it beside the question's words),
+    else ``closest`` is its closest passage, offered as not an answer.
+    """
 
     outlet: str
     answer: Answer | None
     closest: RetrievedPassage | None = None
+    stated: ReportedValue | None = None
 
 
-def compare_rows(per_outlet: Sequence[tuple[str, Result]]) -> tuple[CompareRow, ...]:
-    """One row per outlet, ordered by the date of its best extract; outlets without one last."""
+def compare_rows(
+    per_outlet: Sequence[tuple[str, Result]], differences: Sequence[Difference] = ()
+) -> tuple[CompareRow, ...]:
+    """One row per outlet, ordered by the date of its extract; outlets without one last."""
+    values = {v.outlet: v for d in differences for v in reversed(d.values)}
     rows = [
-        CompareRow(o, r.answers[0] if r.answers else None, r.passages[0] if r.passages else None)
+        CompareRow(
+            o,
+            r.answers[0] if r.answers else None,
+            r.passages[0] if r.passages else None,
+            None if r.answers else values.get(o),
+        )
         for o, r in per_outlet
     ]
 
     def order(row: CompareRow) -> tuple[int, str, str]:
-        if row.answer is None:
+        if row.answer is None and row.stated is None:
             return (2, "", row.outlet)
-        date = row.answer.citations[0].date
+        date = row.answer.citations[0].date if row.answer else row.stated.date if row.stated else UNDATED
         return (1 if date == UNDATED else 0, date, row.outlet)
 
     return tuple(sorted(rows, key=order))
@@ -303,25 +317,44 @@ def _compare_answer_html(outlet: str, answer: Answer, differences: Sequence[Diff
     if value is not None:
         marked = highlight_html(answer.text, value.start - lead.start, value.end - lead.start)
         extract = f'<span class="differs">{marked}</span> {_cite_link(lead, "[open]")}'
-    value = value or mine[0]
-    mine_words = set(value.normalized.split())
+    return extract + _differs_note(value or mine[0], differences)
+
+
+def _differs_note(value: ReportedValue, differences: Sequence[Difference]) -> str:
+    """ "Outlets differ: $43,350 here; $43,000 elsewhere." (a name that holds another is the same name)."""
+    mine = set(value.normalized.split())
     others = sorted(
         {
             v.text
             for d in differences
             for v in d.values
-            if not (set(v.normalized.split()) <= mine_words or mine_words <= set(v.normalized.split()))
+            if not (set(v.normalized.split()) <= mine or mine <= set(v.normalized.split()))
         }
     )
     note = f"Outlets differ: {value.text} here; {', '.join(others)} elsewhere."
-    return f'{extract}<div class="differs-note">{html.escape(note)}</div>'
+    return f'<div class="differs-note">{html.escape(note)}</div>'
+
+
+def _stated_html(value: ReportedValue, differences: Sequence[Difference]) -> str:
+    """The sentence that gives an outlet's differing value, the value marked."""
+    offset = value.start - value.sentence_start
+    marked = highlight_html(value.sentence, offset, offset + len(value.text))
+    link = cite_link_html(
+        cite_key(value.doc_id, value.sentence_start, value.sentence_start + len(value.sentence)), "[open]"
+    )
+    return f'<span class="differs">{marked}</span> {link}' + _differs_note(value, differences)
 
 
 def compare_html(question: str, rows: Sequence[CompareRow], differences: Sequence[Difference] = ()) -> str:
     """A table: outlet, date and that outlet's best extract for ``question``, differing values marked."""
     body = []
     for row in rows:
-        if row.answer is None:
+        if row.answer is None and row.stated is not None:
+            cells = (
+                f"<td>{html.escape(format_date(row.stated.date))}</td>"
+                f"<td>{_stated_html(row.stated, differences)}</td>"
+            )
+        elif row.answer is None:
             closest = ""
             if row.closest is not None:
                 text = " ".join(row.closest.text.split())
