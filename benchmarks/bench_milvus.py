@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,8 +45,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_retrieval import DIMENSION, OUTLETS, QUERIES, _synthetic_words  # noqa: E402
 from common import latency_stats  # noqa: E402
 
-from qa.index.lexical import LexicalDoc, LexicalIndex, build_lexical_index  # noqa: E402
-from qa.index.store import IndexData, load_index  # noqa: E402
+from qa.index.entities import EntityTagger  # noqa: E402
+from qa.index.store import IndexData, IndexSpec, build_index, load_index  # noqa: E402
 from qa.records import Article  # noqa: E402
 from qa.retrieval.milvus import MilvusRetriever, connect, sync_collection  # noqa: E402
 from qa.retrieval.retriever import Hits, LocalRetriever, PassageFilter, QueryFilters, Retriever, retrieve  # noqa: E402
@@ -178,39 +179,46 @@ def bench_bundled(repeats: int, tmp: Path) -> dict[str, object]:
     }
 
 
-def synthetic_index(size: int, folder: Path) -> IndexData:
-    """An index of ``size`` synthetic passages, one article each, with the retrieval files only."""
-    import faiss
+class RandomEncoder:
+    """Random unit vectors, one per text (seeded by the text): the backends are measured, not the model."""
 
+    model_id = "random-unit-vectors"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = np.random.default_rng(zlib.crc32(text.encode("utf-8"))).standard_normal(DIMENSION)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class NoEntities(EntityTagger):
+    """No named entities: retrieval does not read them, and spaCy would dominate the build."""
+
+    @property
+    def version(self) -> str:
+        return "none"
+
+    def tag(self, sentences: Sequence[str], progress: bool = False) -> np.ndarray:
+        return np.zeros((0, 4), dtype=np.int64)
+
+
+def synthetic_index(size: int, folder: Path) -> IndexData:
+    """An index of ``size`` synthetic passages (one article each), built and loaded as the engine's own."""
     rng = np.random.default_rng(0)
     words = _synthetic_words(rng)
     ranks = np.minimum(rng.zipf(1.1, size=(size, 100)) - 1, len(words) - 1)
     dates = [
         (dt.date(2020, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(0, 366, size)
     ]
-    articles = tuple(
+    articles = [
         Article(f"doc{i}", " ".join(words[ranks[i]]), OUTLETS[i % 3], dates[i], "", "") for i in range(size)
+    ]
+    settings = Settings()
+    spec = IndexSpec(
+        RandomEncoder.model_id, f"synthetic-{size}", settings.sentences_per_passage, settings.passage_stride
     )
-    vectors = rng.standard_normal((size, DIMENSION), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    dense = faiss.IndexFlatIP(DIMENSION)
-    dense.add(vectors)
-    (folder / "bm25").mkdir()
-    build_lexical_index(
-        folder / "bm25", (LexicalDoc(i, a.body, a.outlet, a.date) for i, a in enumerate(articles))
-    )
-    passages = np.array([(i, 0, len(a.body), 0, 0) for i, a in enumerate(articles)], dtype=np.int64)
-    empty = np.zeros((0, 4), dtype=np.int64)
-    return IndexData(
-        {"manifest_sha256": f"synthetic-{size}", "dimension": DIMENSION},
-        articles,
-        empty[:, :3],
-        passages,
-        np.zeros((0, DIMENSION), dtype=np.float32),
-        dense,
-        LexicalIndex(folder / "bm25"),
-        empty,
-    )
+    build_index(folder / "index", articles, spec, RandomEncoder(), progress=True, tagger=NoEntities())
+    return load_index(folder / "index")
 
 
 def bench_synthetic(size: int, repeats: int, tmp: Path) -> dict[str, object]:

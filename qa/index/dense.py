@@ -30,7 +30,8 @@ EXACT_MAX_PASSAGES = 50_000
 # vector instead of 1,536, so 1M passages take 0.38 GB of RAM. At 1M passages
 # (benchmarks/results/scale.json, real question embeddings) it reached
 # recall@10 0.972 against exact search in 0.9 to 2.1 ms (p50, by machine
-# load), built in 90 to 103 s.
+# load), built in 34 s in the final run ("sizes"; 103 s in an earlier attempt
+# on a busier machine, "attempts").
 # Tried and not chosen: HNSW32,SQ8 (0.63 GB, built in 362 s, recall@10 only
 # 0.89 at efSearch 256 and 0.956 at 1024, where it took 8.6 ms); product
 # quantisation was not needed to fit in 1 GB and loses more recall.
