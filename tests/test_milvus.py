@@ -21,6 +21,7 @@ from qa.index.store import IndexData, load_index
 from qa.records import Answer, Result
 from qa.retrieval.milvus import (
     MilvusRetriever,
+    _bring_up_to_date,
     check_target,
     connect,
     filter_expression,
@@ -28,6 +29,7 @@ from qa.retrieval.milvus import (
     passage_vectors,
     query_text,
     quote,
+    serving_collection,
     sync_collection,
 )
 from qa.retrieval.retriever import LocalRetriever, PassageFilter, QueryFilters
@@ -252,7 +254,13 @@ def test_resync_replaces_the_passages_and_a_current_collection_is_left_alone(
 
     report = sync_collection(client, second, "resync", progress=False)
     assert report.rows == len(second.passages)
-    assert report.deleted == len(bundled.passages) - len(second.passages)
+    # The collection being served is left alone: the other side, empty so far, gets the second build,
+    # then the alias moves to it.
+    assert (report.written, report.deleted) == (len(second.passages), 0)
+    assert serving_collection(client, "resync") == "resync_green"
+    assert client.query("resync_blue", filter="", output_fields=["count(*)"])[0]["count(*)"] == len(
+        bundled.passages
+    )
     milvus = MilvusRetriever(client, "resync")
     vector = passage_vectors(second, np.array([1]))[0]
     assert_same_run(
@@ -260,10 +268,29 @@ def test_resync_replaces_the_passages_and_a_current_collection_is_left_alone(
     )
 
     back = sync_collection(client, bundled, "resync", progress=False)
-    assert back.rows == len(bundled.passages)
+    # The blue side still holds the bundled build: nothing is written, only the alias moves back,
+    # and a retriever opened on the alias before the move now reads it.
+    assert not back.changed and back.rows == len(bundled.passages)
+    assert serving_collection(client, "resync") == "resync_blue"
     vector = passage_vectors(bundled, np.array([40]))[0]
     assert_same_run(
         local_retriever(bundled).dense(vector, 100, QueryFilters()), milvus.dense(vector, 100, QueryFilters())
+    )
+
+
+def test_a_collection_synced_before_aliases_is_adopted_without_reloading(
+    bundled: IndexData, lite_uri: str
+) -> None:
+    client = connect(lite_uri)
+    # What a sync wrote before the alias scheme: a real collection under the serving name.
+    _bring_up_to_date(client, bundled, "legacy", progress=False)
+    report = sync_collection(client, bundled, "legacy", progress=False)
+    assert not report.changed and report.rows == len(bundled.passages)
+    assert serving_collection(client, "legacy") == "legacy_blue"
+    vector = passage_vectors(bundled, np.array([3]))[0]
+    assert_same_run(
+        local_retriever(bundled).dense(vector, 20, QueryFilters()),
+        MilvusRetriever(client, "legacy").dense(vector, 20, QueryFilters()),
     )
 
 

@@ -16,11 +16,20 @@ and on a cluster alike. A term's weight is sent as repetition (BM25 in Milvus
 multiplies by the query's term count), which carries the 0.6 history weight
 exactly as 3 copies against 5 (:data:`WEIGHT_STEPS`).
 
-Sync: ``sync_collection`` diffs the collection against the index by passage
-id and a per-row digest (vector, terms, outlet, date): rows of dead passages
-are deleted, missing or changed ones written. The manifest's checksum, stored
-as a collection property once a sync completes, marks the collection as
-holding that index build; a query-time open refuses any other.
+Sync: the name a user gives (``newsqa_passages``) is an alias over two
+collections, ``<name>_blue`` and ``<name>_green``. ``sync_collection`` brings
+the one the alias does not point at up to the index, diffing it by passage id
+and a per-row digest (vector, terms, outlet, date): rows of dead passages are
+deleted, missing or changed ones written, so a sync writes what changed since
+the build that collection last held. It then flushes it, marks it with the
+manifest's checksum and points the alias at it. Serving processes search the
+alias, so none reads a half-synced collection, and any number of replicas
+share it; a query-time open refuses a collection marked with another build.
+A collection from before the alias scheme is renamed ``<name>_blue`` first.
+
+Every call has a timeout, and every read says its consistency: Strong where a
+sync reads back its own writes (row counts and digests), Bounded for searches
+of a flushed, published collection.
 """
 
 from __future__ import annotations
@@ -63,7 +72,13 @@ BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
 _TERMS_BYTES = 65_535
 _OUTLET_BYTES = 4_096
 _SERVER_URI = re.compile(r"^https?://[^\s/:]+:\d{1,5}/?$")
-_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# Leaves room for the "_green" of the collections behind the alias (255 characters in all).
+_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,248}$")
+# The two collections behind a serving alias: a sync writes the one not being served.
+SIDES = ("_blue", "_green")
+# Seconds before a Milvus call gives up: a search answers a user; a sync call moves a batch.
+SEARCH_TIMEOUT_S = 10.0
+SYNC_TIMEOUT_S = 120.0
 # Characters escaped inside a double-quoted filter string: the quote and the
 # backslash themselves, and line breaks, which a filter parser rejects raw.
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -97,7 +112,7 @@ def check_target(uri: str, collection: str = DEFAULT_COLLECTION) -> None:
     if not _COLLECTION_NAME.match(collection):
         raise InputError(
             "--collection must start with a letter or underscore and hold only letters, digits "
-            f"and underscores (at most 255), got {collection!r}"
+            f"and underscores (at most 249), got {collection!r}"
         )
 
 
@@ -197,6 +212,8 @@ class MilvusRetriever:
                 limit=k,
                 filter=filter_expression(filters),
                 output_fields=[],
+                timeout=SEARCH_TIMEOUT_S,
+                consistency_level="Bounded",
             )[0]
         except MilvusException as exc:
             raise IndexStoreError(f"Milvus search in collection {self._collection!r} failed: {exc}") from exc
@@ -250,21 +267,61 @@ def open_retriever(
 def sync_collection(
     client: MilvusClient, data: IndexData, collection: str, progress: bool = True
 ) -> SyncReport:
-    """Make ``collection`` hold exactly the live passages of ``data``, changing only what differs.
+    """Make the alias ``collection`` serve exactly the live passages of ``data`` (see the module docstring).
 
-    A collection already marked with this index build (and holding as many
-    rows as there are live passages) is left as is. Otherwise the collection
-    is created if missing (or recreated if its vector size differs), marked
-    out of sync, diffed by passage id and digest, and marked with the build.
+    The collection being served is left as it is: when it already holds this
+    build nothing is written; otherwise the other one is brought up to date
+    and the alias switched to it once it is complete.
     """
+    _adopt_legacy(client, collection)
+    serving = serving_collection(client, collection)
+    live = live_passage_ids(data)
+    build = data.manifest["manifest_sha256"]
+    if serving and _build_of(client, serving) == build and _count(client, serving) == len(live):
+        return SyncReport(0, 0, len(live))
+    standby = next(collection + side for side in SIDES if collection + side != serving)
+    report = _bring_up_to_date(client, data, standby, progress)
+    if serving is None:
+        client.create_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
+    else:
+        client.alter_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
+    return report
+
+
+def serving_collection(client: MilvusClient, collection: str) -> str | None:
+    """The collection the alias ``collection`` points at, or None when there is no such alias."""
+    for side in SIDES:
+        name = collection + side
+        exists = client.has_collection(name, timeout=SYNC_TIMEOUT_S)
+        if (
+            exists
+            and collection in client.list_aliases(collection_name=name, timeout=SYNC_TIMEOUT_S)["aliases"]
+        ):
+            return name
+    return None
+
+
+def _adopt_legacy(client: MilvusClient, collection: str) -> None:
+    """Rename a collection synced before aliases (a real collection named ``collection``) to its blue side."""
+    if serving_collection(client, collection) is None and client.has_collection(
+        collection, timeout=SYNC_TIMEOUT_S
+    ):
+        client.rename_collection(collection, collection + SIDES[0], timeout=SYNC_TIMEOUT_S)
+
+
+def _bring_up_to_date(client: MilvusClient, data: IndexData, collection: str, progress: bool) -> SyncReport:
+    """Diff ``collection`` with the live passages of ``data``, write what differs, mark it with the build."""
     live = live_passage_ids(data)
     build = data.manifest["manifest_sha256"]
     dimension = int(data.manifest["dimension"])
-    if client.has_collection(collection) and _dimension(client, collection) != dimension:
-        client.drop_collection(collection)
-    if not client.has_collection(collection):
+    if (
+        client.has_collection(collection, timeout=SYNC_TIMEOUT_S)
+        and _dimension(client, collection) != dimension
+    ):
+        client.drop_collection(collection, timeout=SYNC_TIMEOUT_S)
+    if not client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
         _create_collection(client, collection, dimension)
-    client.load_collection(collection)
+    client.load_collection(collection, timeout=SYNC_TIMEOUT_S)
     if _build_of(client, collection) == build and _count(client, collection) == len(live):
         return SyncReport(0, 0, len(live))
 
@@ -276,18 +333,15 @@ def sync_collection(
     for start in tqdm(batches, desc="Loading passages into Milvus", unit="batch", disable=not progress):
         batch = _rows(data, live[start : start + BATCH_ROWS])
         rows = [r for r in batch if stored.get(r["passage_id"]) != r["digest"]]
-        replaced = [r["passage_id"] for r in rows if r["passage_id"] in stored]
-        if replaced:
-            client.delete(collection, ids=replaced)
         if rows:
-            client.insert(collection, rows)
+            client.upsert(collection, rows, timeout=SYNC_TIMEOUT_S)
         written += len(rows)
     for start in range(0, len(dead), BATCH_ROWS):
-        client.delete(collection, ids=dead[start : start + BATCH_ROWS].tolist())
+        client.delete(collection, ids=dead[start : start + BATCH_ROWS].tolist(), timeout=SYNC_TIMEOUT_S)
     # Sealed segments get their BM25 index and whole-segment statistics; rows
     # left in milvus-lite's memory table are scored with statistics of the
     # filtered rows alone.
-    client.flush(collection)
+    client.flush(collection, timeout=SYNC_TIMEOUT_S)
     _mark(client, collection, build)
     return SyncReport(written, len(dead), _count(client, collection))
 
@@ -296,12 +350,15 @@ def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: s
     command = f"qa index --backend milvus --uri {uri}" + (
         f" --collection {collection}" if collection != DEFAULT_COLLECTION else ""
     )
-    if not client.has_collection(collection):
+    serving = serving_collection(client, collection)
+    if serving is None and client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
+        serving = collection  # synced before aliases; the next sync adopts it
+    if serving is None:
         raise IndexStoreError(f"Milvus at {uri} has no collection {collection!r}; load it with: {command}")
-    client.load_collection(collection)
+    client.load_collection(serving, timeout=SYNC_TIMEOUT_S)
     live = len(live_passage_ids(data))
-    rows = _count(client, collection)
-    if _build_of(client, collection) != data.manifest["manifest_sha256"] or rows != live:
+    rows = _count(client, serving)
+    if _build_of(client, serving) != data.manifest["manifest_sha256"] or rows != live:
         raise IndexStoreError(
             f"Milvus collection {collection!r} at {uri} does not hold this index build "
             f"({rows} rows for {live} live passages, or loaded from another build); "
@@ -343,7 +400,7 @@ def _create_collection(client: MilvusClient, collection: str, dimension: int) ->
     indexes.add_index(
         field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
     )
-    client.create_collection(collection, schema=schema, index_params=indexes)
+    client.create_collection(collection, schema=schema, index_params=indexes, timeout=SYNC_TIMEOUT_S)
 
 
 def _rows(data: IndexData, ids: np.ndarray) -> Iterator[dict[str, Any]]:
@@ -376,7 +433,12 @@ def _fit(terms: str, limit: int) -> str:
 
 def _stored_digests(client: MilvusClient, collection: str) -> dict[int, int]:
     iterator = client.query_iterator(
-        collection, batch_size=BATCH_ROWS * 10, filter="passage_id >= 0", output_fields=["digest"]
+        collection,
+        batch_size=BATCH_ROWS * 10,
+        filter="passage_id >= 0",
+        output_fields=["digest"],
+        timeout=SYNC_TIMEOUT_S,
+        consistency_level="Strong",
     )
     stored: dict[int, int] = {}
     try:
@@ -388,21 +450,25 @@ def _stored_digests(client: MilvusClient, collection: str) -> dict[int, int]:
 
 
 def _dimension(client: MilvusClient, collection: str) -> int | None:
-    for field in client.describe_collection(collection)["fields"]:
+    for field in client.describe_collection(collection, timeout=SYNC_TIMEOUT_S)["fields"]:
         if field["name"] == "vector":
             return int(field["params"]["dim"])
     return None
 
 
 def _build_of(client: MilvusClient, collection: str) -> str:
-    return str(client.describe_collection(collection).get("properties", {}).get(SYNC_PROPERTY, ""))
+    properties = client.describe_collection(collection, timeout=SYNC_TIMEOUT_S).get("properties", {})
+    return str(properties.get(SYNC_PROPERTY, ""))
 
 
 def _mark(client: MilvusClient, collection: str, build: str) -> None:
-    client.alter_collection_properties(collection, properties={SYNC_PROPERTY: build})
+    client.alter_collection_properties(collection, properties={SYNC_PROPERTY: build}, timeout=SYNC_TIMEOUT_S)
 
 
 def _count(client: MilvusClient, collection: str) -> int:
-    # count(*) sees deletes at once; collection statistics lag until compaction.
-    rows = client.query(collection, filter="", output_fields=["count(*)"])
+    # count(*) sees deletes at once; collection statistics lag until compaction. Strong: a
+    # sync reads back its own writes, which Bounded consistency may not show yet.
+    rows = client.query(
+        collection, filter="", output_fields=["count(*)"], timeout=SYNC_TIMEOUT_S, consistency_level="Strong"
+    )
     return int(rows[0]["count(*)"]) if rows else 0
