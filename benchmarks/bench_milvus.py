@@ -244,6 +244,39 @@ def bench_synthetic(size: int, repeats: int, tmp: Path) -> dict[str, object]:
     }
 
 
+def bench_index_types(size: int, tmp: Path) -> dict[str, object]:
+    """Dense search on lite with FLAT and with HNSW over ``size`` synthetic passages: latency and recall@10.
+
+    Recall is against the exact local search (FAISS Flat up to 50k passages), on the same random queries.
+    """
+    folder = tmp / f"index-types-{size}"
+    folder.mkdir()
+    data = synthetic_index(size, folder)
+    local = LocalRetriever(data, PassageFilter(data, list(OUTLETS)))
+    rng = np.random.default_rng(2)
+    queries = rng.standard_normal((QUERIES, DIMENSION)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = [{pid for pid, _ in local.dense(q, 10, QueryFilters())} for q in queries]
+    figures: dict[str, object] = {"passages": size}
+    for index_type in ("FLAT", "HNSW"):
+        client = connect(str(folder / f"{index_type.lower()}.db"))
+        started = time.perf_counter()
+        sync_collection(client, data, "bench", progress=False, index_type=index_type)
+        load_s = time.perf_counter() - started
+        milvus = MilvusRetriever(client, "bench")
+        found = [{pid for pid, _ in milvus.dense(q, 10, QueryFilters())} for q in queries]
+        times = [t for q in queries for t in _time(3, milvus.dense, q, DEPTH, QueryFilters())]
+        figures[index_type] = {
+            "load_s": round(load_s, 2),
+            "dense_top50": latency_stats(times),
+            "recall_at_10": round(
+                float(np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)])), 4
+            ),
+        }
+        client.close()
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Measure the Milvus backend on milvus-lite against FAISS + tantivy: load time, "
@@ -253,6 +286,13 @@ def main() -> int:
         "--sizes", type=int, nargs="*", default=[10_000], help="synthetic sizes in passages (default 10000)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each query (default 3)")
+    parser.add_argument(
+        "--index-sizes",
+        type=int,
+        nargs="*",
+        default=[10_000, 50_000],
+        help="synthetic sizes at which FLAT and HNSW are compared on lite (default 10000 50000)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -271,6 +311,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results["bundled"] = bench_bundled(args.repeats, Path(tmp))
         results["synthetic"] = [bench_synthetic(size, args.repeats, Path(tmp)) for size in args.sizes]
+        results["index_types"] = [bench_index_types(size, Path(tmp)) for size in args.index_sizes]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "milvus.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
@@ -289,6 +330,16 @@ def main() -> int:
             )
             print(f"| {label} | {entry['passages']:,} | {entry['load_s']} | {backend} | {cells} |")
     print(json.dumps(results["bundled"]["agreement_with_local"], indent=2))
+    print("| passages | index | load s | dense top-50 p50 / p95 ms | recall@10 |")
+    print("|---|---|---|---|---|")
+    for entry in results["index_types"]:
+        for index_type in ("FLAT", "HNSW"):
+            f = entry[index_type]
+            latency = f["dense_top50"]
+            print(
+                f"| {entry['passages']:,} | {index_type} | {f['load_s']} "
+                f"| {latency['median_ms']} / {latency['p95_ms']} | {f['recall_at_10']} |"
+            )
     print(f"wrote {RESULTS / 'milvus.json'}")
     return 0
 

@@ -20,10 +20,12 @@ from qa.errors import IndexStoreError, InputError
 from qa.index.store import IndexData, load_index
 from qa.records import Answer, Result
 from qa.retrieval.milvus import (
+    FLAT_MAX_ROWS,
     MilvusRetriever,
     _bring_up_to_date,
     check_target,
     connect,
+    dense_index_type,
     filter_expression,
     live_passage_ids,
     passage_vectors,
@@ -323,3 +325,23 @@ def test_a_collection_of_another_build_or_none_is_refused_with_the_command_to_fi
     error = capsys.readouterr().err
     assert "no collection 'never_loaded'" in error
     assert f"qa index --backend milvus --uri {lite_uri} --collection never_loaded" in error
+
+
+def test_the_dense_index_follows_the_size_and_a_change_of_it_moves_the_alias(
+    bundled: IndexData, lite_uri: str
+) -> None:
+    assert dense_index_type(FLAT_MAX_ROWS) == "FLAT"
+    assert dense_index_type(FLAT_MAX_ROWS + 1) == "HNSW"
+    client = connect(lite_uri)
+    sync_collection(client, bundled, "sized", progress=False, index_type="HNSW")
+    assert client.describe_index("sized_blue", "vector")["index_type"] == "HNSW"
+    vector = passage_vectors(bundled, np.array([7]))[0]
+    expected = {pid for pid, _ in local_retriever(bundled).dense(vector, 10, QueryFilters())}
+    milvus = MilvusRetriever(client, "sized")
+    assert {pid for pid, _ in milvus.dense(vector, 10, QueryFilters())} == expected
+    # The same build, but the size calls for FLAT: the other side is made with it and served.
+    report = sync_collection(client, bundled, "sized", progress=False)
+    assert report.written == len(bundled.passages)
+    assert serving_collection(client, "sized") == "sized_green"
+    assert client.describe_index("sized_green", "vector")["index_type"] == "FLAT"
+    assert {pid for pid, _ in milvus.dense(vector, 10, QueryFilters())} == expected

@@ -76,6 +76,13 @@ _SERVER_URI = re.compile(r"^https?://[^\s/:]+:\d{1,5}/?$")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,248}$")
 # The two collections behind a serving alias: a sync writes the one not being served.
 SIDES = ("_blue", "_green")
+# The dense index by collection size: exact FLAT, equal to the local FAISS Flat, up to
+# FLAT_MAX_ROWS live passages; HNSW above, searched with ef = max(HNSW_EF, k). On milvus-lite
+# (benchmarks/bench_milvus.py, "index_types") FLAT stayed faster than HNSW up to 50k (52.8 ms
+# against 114.8 ms p50), so the line sits at the largest size measured (docs/scaling.md).
+FLAT_MAX_ROWS = 50_000
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+HNSW_EF = 128
 # Seconds before a Milvus call gives up: a search answers a user; a sync call moves a batch.
 SEARCH_TIMEOUT_S = 10.0
 SYNC_TIMEOUT_S = 120.0
@@ -204,6 +211,8 @@ class MilvusRetriever:
             return []
         from pymilvus import MilvusException
 
+        # ef matters only to HNSW (a collection past FLAT_MAX_ROWS); FLAT ignores it.
+        params = {"params": {"ef": max(HNSW_EF, k)}} if field == "vector" else None
         try:
             hits = self._client.search(
                 self._collection,
@@ -212,6 +221,7 @@ class MilvusRetriever:
                 limit=k,
                 filter=filter_expression(filters),
                 output_fields=[],
+                search_params=params,
                 timeout=SEARCH_TIMEOUT_S,
                 consistency_level="Bounded",
             )[0]
@@ -264,23 +274,35 @@ def open_retriever(
     return MilvusRetriever(client, collection)
 
 
+def dense_index_type(rows: int) -> str:
+    """The Milvus index for a collection of ``rows`` passage vectors (see FLAT_MAX_ROWS)."""
+    return "FLAT" if rows <= FLAT_MAX_ROWS else "HNSW"
+
+
 def sync_collection(
-    client: MilvusClient, data: IndexData, collection: str, progress: bool = True
+    client: MilvusClient,
+    data: IndexData,
+    collection: str,
+    progress: bool = True,
+    index_type: str | None = None,
 ) -> SyncReport:
     """Make the alias ``collection`` serve exactly the live passages of ``data`` (see the module docstring).
 
     The collection being served is left as it is: when it already holds this
     build nothing is written; otherwise the other one is brought up to date
-    and the alias switched to it once it is complete.
+    and the alias switched to it once it is complete. ``index_type`` forces the
+    dense index ("FLAT", "HNSW"); by default :func:`dense_index_type` chooses it.
     """
     _adopt_legacy(client, collection)
     serving = serving_collection(client, collection)
     live = live_passage_ids(data)
     build = data.manifest["manifest_sha256"]
-    if serving and _build_of(client, serving) == build and _count(client, serving) == len(live):
+    wanted = index_type or dense_index_type(len(live))
+    current = serving and _build_of(client, serving) == build and _count(client, serving) == len(live)
+    if current and _index_type(client, serving) == wanted:
         return SyncReport(0, 0, len(live))
     standby = next(collection + side for side in SIDES if collection + side != serving)
-    report = _bring_up_to_date(client, data, standby, progress)
+    report = _bring_up_to_date(client, data, standby, progress, wanted)
     if serving is None:
         client.create_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
     else:
@@ -309,18 +331,22 @@ def _adopt_legacy(client: MilvusClient, collection: str) -> None:
         client.rename_collection(collection, collection + SIDES[0], timeout=SYNC_TIMEOUT_S)
 
 
-def _bring_up_to_date(client: MilvusClient, data: IndexData, collection: str, progress: bool) -> SyncReport:
-    """Diff ``collection`` with the live passages of ``data``, write what differs, mark it with the build."""
+def _bring_up_to_date(
+    client: MilvusClient, data: IndexData, collection: str, progress: bool, index_type: str = "FLAT"
+) -> SyncReport:
+    """Diff ``collection`` with the live passages of ``data``, write what differs, mark it with the build.
+
+    A collection whose vector size or dense index type is not the wanted one is made again.
+    """
     live = live_passage_ids(data)
     build = data.manifest["manifest_sha256"]
     dimension = int(data.manifest["dimension"])
-    if (
-        client.has_collection(collection, timeout=SYNC_TIMEOUT_S)
-        and _dimension(client, collection) != dimension
+    if client.has_collection(collection, timeout=SYNC_TIMEOUT_S) and (
+        _dimension(client, collection) != dimension or _index_type(client, collection) != index_type
     ):
         client.drop_collection(collection, timeout=SYNC_TIMEOUT_S)
     if not client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
-        _create_collection(client, collection, dimension)
+        _create_collection(client, collection, dimension, index_type)
     client.load_collection(collection, timeout=SYNC_TIMEOUT_S)
     if _build_of(client, collection) == build and _count(client, collection) == len(live):
         return SyncReport(0, 0, len(live))
@@ -366,7 +392,7 @@ def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: s
         )
 
 
-def _create_collection(client: MilvusClient, collection: str, dimension: int) -> None:
+def _create_collection(client: MilvusClient, collection: str, dimension: int, index_type: str) -> None:
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, description="newsqa passages")
@@ -394,9 +420,9 @@ def _create_collection(client: MilvusClient, collection: str, dimension: int) ->
         )
     )
     indexes = client.prepare_index_params()
-    # FLAT: exact inner product, the same figures as the local FAISS Flat
-    # index. A cluster at millions of passages would use HNSW (docs/scaling.md).
-    indexes.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+    # FLAT: exact inner product, the same figures as the local FAISS Flat index; HNSW above FLAT_MAX_ROWS.
+    params = HNSW_PARAMS if index_type == "HNSW" else {}
+    indexes.add_index(field_name="vector", index_type=index_type, metric_type="IP", params=params)
     indexes.add_index(
         field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
     )
@@ -454,6 +480,10 @@ def _dimension(client: MilvusClient, collection: str) -> int | None:
         if field["name"] == "vector":
             return int(field["params"]["dim"])
     return None
+
+
+def _index_type(client: MilvusClient, collection: str) -> str:
+    return str(client.describe_index(collection, "vector", timeout=SYNC_TIMEOUT_S).get("index_type", ""))
 
 
 def _build_of(client: MilvusClient, collection: str) -> str:
