@@ -378,7 +378,7 @@ def _eval_parser(sub: Subparsers) -> argparse.ArgumentParser:
 
 def _eval(args: argparse.Namespace) -> int:
     from qa.evaluation.evaluate import evaluate, evaluation_json, load_questions, summary_json
-    from qa.evaluation.report import write_report
+    from qa.evaluation.report import figure_text, write_report
     from qa.evaluation.squad import evaluate_squad
 
     if (args.questions is None) == (args.squad is None):
@@ -404,7 +404,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{evaluation.name}: {summary.questions} questions ({summary.unanswerable} unanswerable)")
     print(f"{'metric':<24}" + "".join(f"{m:>10}" for m in modes))
     for metric in figures[modes[0]]:
-        cells = ("n/a" if figures[m][metric] is None else f"{figures[m][metric]:.3f}" for m in modes)
+        cells = (figure_text(figures[m][metric]) for m in modes)
         print(f"{metric:<24}" + "".join(f"{c:>10}" for c in cells))
     recommended = evaluation.runs[0].recommended_threshold
     print(
@@ -415,14 +415,10 @@ def _eval(args: argparse.Namespace) -> int:
         d = evaluation.differences
         print(
             f"outlet differences over {d.questions} labelled questions: {d.reported} reported, "
-            f"{d.correct} correct (precision {_rate_text(d.precision)}); "
-            f"{d.found} of {d.gold} found (recall {_rate_text(d.recall)})"
+            f"{d.correct} correct (precision {figure_text(d.precision)}); "
+            f"{d.found} of {d.gold} found (recall {figure_text(d.recall)})"
         )
     return 0
-
-
-def _rate_text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 # Loopback only unless told: the app answers anyone who can reach it

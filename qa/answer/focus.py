@@ -37,61 +37,12 @@ _NOT_COUNTED = frozenset(
     {"did", "does", "do", "is", "was", "were", "are", "has", "have", "had", "will", "more", "of", "money"}
 )
 # Words that shape a question but name nothing it is about: they stand near any value.
-_FUNCTION_WORDS = [
-    "how",
-    "much",
-    "many",
-    "what",
-    "when",
-    "where",
-    "who",
-    "whom",
-    "whose",
-    "which",
-    "why",
-    "did",
-    "does",
-    "do",
-    "is",
-    "was",
-    "were",
-    "are",
-    "be",
-    "been",
-    "has",
-    "have",
-    "had",
-    "will",
-    "would",
-    "could",
-    "should",
-    "can",
-    "the",
-    "a",
-    "an",
-    "of",
-    "in",
-    "on",
-    "at",
-    "to",
-    "for",
-    "with",
-    "from",
-    "by",
-    "that",
-    "this",
-    "these",
-    "those",
-    "it",
-    "its",
-    "there",
-    "their",
-    "they",
-    "he",
-    "she",
-    "his",
-    "her",
-]
+_FUNCTION_WORDS = (
+    "how much many what when where who whom whose which why did does do "
+    "is was were are be been has have had will would could should can "
+    "the a an of in on at to for with from by that this "
+    "these those it its there their they he she his her "
+)
 # A capitalised name of one or more words ("Best Buy", "Rolex"), after the question's first word.
 _NAME = re.compile(r"\b[A-Z][\w'\u2019.-]*(?:\s+[A-Z][\w'\u2019.-]*)*")
 
@@ -120,7 +71,7 @@ def question_focus(
             return Focus((), noun)
     names = [tuple(lexical.terms(name)) for name in _NAME.findall(question.split(" ", 1)[-1])]
     runs: dict[tuple[str, ...], float] = {}
-    function = {t for word in _FUNCTION_WORDS for t in lexical.terms(word)}
+    function = set(lexical.terms(_FUNCTION_WORDS))
     for term, idf in terms.items():
         if term not in used or idf <= 0 or term in function:
             continue

@@ -138,10 +138,11 @@ def parse_number(text: str, money: bool = False) -> float | None:
 
     ``money``: read "m", "k" and "bn" after digits as scales ("£2bn"); elsewhere "3m" is three metres.
     """
-    digits = _DIGITS.search(text)
-    words = next((m for m in _WORD_NUMBER.finditer(text) if _words_value(m.group()) is not None), None)
-    if digits and (words is None or digits.start() <= words.start()):
-        whole, fraction, scale = digits.groups()
+    found = _first_number(text, _DIGITS)
+    if found is None:
+        return None
+    if found.re is _DIGITS:
+        whole, fraction, scale = found.groups()
         value = float(whole.replace(",", "") + (f".{fraction}" if fraction else ""))
         scale = (scale or "").lower()
         if scale in _SCALES:
@@ -149,7 +150,19 @@ def parse_number(text: str, money: bool = False) -> float | None:
         elif scale and money:
             value *= _SUFFIX_SCALES[scale]
         return value
-    return _words_value(words.group()) if words else None
+    return _words_value(found.group())
+
+
+def _first_number(text: str, digits: re.Pattern[str]) -> re.Match[str] | None:
+    """The first number in ``text``: a match of ``digits``, or of number words that make a number.
+
+    Digits win a tie, so "1.4 million" is read as digits with a scale.
+    """
+    numeral = digits.search(text)
+    words = next((m for m in _WORD_NUMBER.finditer(text) if _words_value(m.group()) is not None), None)
+    if numeral and (words is None or numeral.start() <= words.start()):
+        return numeral
+    return words
 
 
 def _words_value(text: str) -> float | None:
@@ -393,10 +406,7 @@ def tight_value(sentence: str, start: int, end: int) -> tuple[int, int]:
     A count pattern takes words after the number ("Twelve night", "47, is alleged"): shown as the
     value an outlet gives, only the figure should be.
     """
-    text = sentence[start:end]
-    digits = _PLAIN_DIGITS.search(text)
-    words = next((m for m in _WORD_NUMBER.finditer(text) if _words_value(m.group()) is not None), None)
-    found = min((m for m in (digits, words) if m is not None), key=lambda m: m.start(), default=None)
+    found = _first_number(sentence[start:end], _PLAIN_DIGITS)
     if found is None:
         return start, end
     number_end = start + found.end()

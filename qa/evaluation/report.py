@@ -26,7 +26,8 @@ def _cell(text: str) -> str:
     return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 1] + "…"
 
 
-def _figure(value: float | None) -> str:
+def figure_text(value: float | None) -> str:
+    """A rate as shown in reports and the CLI: three decimals, "n/a" where undefined."""
     return "n/a" if value is None else f"{value:.3f}"
 
 
@@ -35,7 +36,7 @@ def _metrics_table(evaluation: Evaluation) -> list[str]:
     modes = [run.mode for run in evaluation.runs]
     lines = ["| metric | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
     for metric in figures[modes[0]]:
-        lines.append(f"| {metric} | " + " | ".join(_figure(figures[m][metric]) for m in modes) + " |")
+        lines.append(f"| {metric} | " + " | ".join(figure_text(figures[m][metric]) for m in modes) + " |")
     return lines
 
 
@@ -54,8 +55,8 @@ def _differences_section(evaluation: Evaluation) -> list[str]:
         "",
         f"{score.questions} labelled questions: {score.reported} differences reported, "
         f"{score.correct} correct "
-        f"(precision {_figure(score.precision)}); {score.found} of {score.gold} gold differences found "
-        f"(recall {_figure(score.recall)}).",
+        f"(precision {figure_text(score.precision)}); {score.found} of {score.gold} gold differences found "
+        f"(recall {figure_text(score.recall)}).",
         "",
         "| id | question | gold | reported | result |",
         "|---|---|---|---|---|",

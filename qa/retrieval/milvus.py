@@ -293,8 +293,11 @@ def sync_collection(
     and the alias switched to it once it is complete. ``index_type`` forces the
     dense index ("FLAT", "HNSW"); by default :func:`dense_index_type` chooses it.
     """
-    _adopt_legacy(client, collection)
     serving = serving_collection(client, collection)
+    if serving is None and client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
+        # Synced before aliases: a real collection under the serving name becomes the blue side,
+        # which the steps below then find current (no reload) and publish under the alias.
+        client.rename_collection(collection, collection + SIDES[0], timeout=SYNC_TIMEOUT_S)
     live = live_passage_ids(data)
     build = data.manifest["manifest_sha256"]
     wanted = index_type or dense_index_type(len(live))
@@ -321,14 +324,6 @@ def serving_collection(client: MilvusClient, collection: str) -> str | None:
         ):
             return name
     return None
-
-
-def _adopt_legacy(client: MilvusClient, collection: str) -> None:
-    """Rename a collection synced before aliases (a real collection named ``collection``) to its blue side."""
-    if serving_collection(client, collection) is None and client.has_collection(
-        collection, timeout=SYNC_TIMEOUT_S
-    ):
-        client.rename_collection(collection, collection + SIDES[0], timeout=SYNC_TIMEOUT_S)
 
 
 def _bring_up_to_date(

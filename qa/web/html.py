@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from qa.errors import InputError
 from qa.records import UNDATED, Answer, Article, Citation, Difference, ReportedValue, Result, RetrievedPassage
-from qa.web.labels import citation_label, format_date
+from qa.web.labels import citation_label, format_date, value_groups
 
 # The element the article view scrolls to when it opens at a citation.
 CITED_SPAN_ID = "cited-span"
@@ -201,17 +201,12 @@ def differences_html(difference: Difference) -> str:
 
     Each value opens its article at the value; articles giving the same value share one entry.
     """
-    entries: list[list[str]] = []
-    last = None
-    for value in difference.values:
-        link = cite_link_html(cite_key(value.doc_id, value.start, value.end), value.text)
-        source = f"{html.escape(value.outlet)}, {html.escape(format_date(value.date))}"
-        if value.normalized == last:
-            entries[-1].append(source)
-            continue
-        entries.append([link, source])
-        last = value.normalized
-    listed = " vs ".join(f"{e[0]} ({'; '.join(e[1:])})" for e in entries)
+    listed = " vs ".join(
+        f"{cite_link_html(cite_key(group[0].doc_id, group[0].start, group[0].end), group[0].text)} ("
+        + "; ".join(f"{html.escape(v.outlet)}, {html.escape(format_date(v.date))}" for v in group)
+        + ")"
+        for group in value_groups(difference)
+    )
     noun = _DIFFERENCE_NOUNS.get(difference.kind, "figure")
     return f'<div class="differ"><strong>Sources differ on this {noun}:</strong> {listed}</div>'
 

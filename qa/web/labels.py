@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from qa.corpus.months import MONTHS
-from qa.records import UNDATED, Citation, Difference
+from qa.records import UNDATED, Citation, Difference, ReportedValue
 
 
 def format_date(iso_date: str) -> str:
@@ -25,16 +25,20 @@ def citation_label(citation: Citation, separator: str = ", ") -> str:
     return separator.join(parts)
 
 
-def difference_line(difference: Difference) -> str:
-    """ "$43,350 (Fox News, 2013-02-20) vs $43,000 (HuffPost, 2013-02-20; CNN, 2013-02-21)".
-
-    Articles giving the same value share one entry; ``values`` keeps agreeing articles together.
-    """
-    entries: list[tuple[str, list[str]]] = []
-    last = None
+def value_groups(difference: Difference) -> list[list[ReportedValue]]:
+    """The values of ``difference`` in runs that give the same normalised value (one entry when shown)."""
+    groups: list[list[ReportedValue]] = []
     for value in difference.values:
-        if value.normalized != last:
-            entries.append((value.text, []))
-            last = value.normalized
-        entries[-1][1].append(f"{value.outlet}, {value.date}")
-    return " vs ".join(f"{text} ({'; '.join(sources)})" for text, sources in entries)
+        if groups and groups[-1][0].normalized == value.normalized:
+            groups[-1].append(value)
+        else:
+            groups.append([value])
+    return groups
+
+
+def difference_line(difference: Difference) -> str:
+    """ "$43,350 (Fox News, 2013-02-20) vs $43,000 (HuffPost, 2013-02-20; CNN, 2013-02-21)"."""
+    return " vs ".join(
+        f"{group[0].text} ({'; '.join(f'{v.outlet}, {v.date}' for v in group)})"
+        for group in value_groups(difference)
+    )
