@@ -74,16 +74,18 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
         "-c",
         "--corpus",
         type=Path,
-        default=DEFAULT_CORPUS,
+        default=None,
         help="corpus: a folder of .txt files (plus optional sources.csv), or a .jsonl/.csv archive "
-        f"(optionally .gz) of one article a row (default {DEFAULT_CORPUS})",
+        f"(optionally .gz) of one article a row (default {DEFAULT_CORPUS}; with --backend milvus and "
+        "neither --corpus nor --index, none: a thin replica reads everything from Milvus)",
     )
     parser.add_argument(
         "-i",
         "--index",
         type=Path,
-        default=DEFAULT_INDEX,
-        help=f"index folder, built if missing or stale (default {DEFAULT_INDEX})",
+        default=None,
+        help=f"index folder, built if missing or stale (default {DEFAULT_INDEX}; none for a thin "
+        "Milvus replica, as for --corpus)",
     )
     parser.add_argument(
         "-m",
@@ -198,7 +200,7 @@ def _index(args: argparse.Namespace) -> int:
     record = engine.manifest.get("corpus") or {}
     problems = record.get("problem_count", len(engine.corpus_problems))
     print(
-        f"index {args.index} is current: {counts['articles']} articles, "
+        f"index {args.index or DEFAULT_INDEX} is current: {counts['articles']} articles, "
         f"{counts['sentences']} sentences, {counts['passages']} passages, "
         f"model {engine.manifest['spec']['model']}"
         + (f"; {problems:,} corpus problem(s) reported above" if problems else "")

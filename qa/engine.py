@@ -17,8 +17,9 @@ from typing import Literal
 
 from qa.answer.answers import choose_answers, retrieved_passage
 from qa.answer.reader import Reader, open_reader, reader_identity
-from qa.embedding.embedder import use_one_thread_per_question
+from qa.embedding.embedder import Embedder, use_one_thread_per_question
 from qa.embedding.encoder import Encoder
+from qa.embedding.packaged import embedder_id
 from qa.errors import InputError
 from qa.index.current import open_current
 from qa.index.live import LiveIndex
@@ -26,6 +27,7 @@ from qa.index.store import IndexData
 from qa.records import Article, Result
 from qa.retrieval.backend import Backend, choose_backend, open_retriever
 from qa.retrieval.question import PreparedQuestion, prepare_question
+from qa.retrieval.remote import RemoteIndex, ReplicaFilter, newer_remote, open_remote
 from qa.retrieval.retriever import (
     Hits,
     LocalRetriever,
@@ -46,7 +48,7 @@ NO_MATCH = "no article matches the outlet and date filters"
 class Retrieval:
     """One question's retrieval on one index: what answer choice reads."""
 
-    data: IndexData
+    data: IndexData | RemoteIndex
     prepared: PreparedQuestion
     fused: Hits
     outlets: tuple[str, ...]
@@ -57,23 +59,21 @@ class Retrieval:
 class IndexState:
     """One loaded index and everything built on it, swapped whole (qa.index.live): a request takes it once."""
 
-    data: IndexData
-    filter: PassageFilter
+    data: IndexData | RemoteIndex
+    filter: PassageFilter | ReplicaFilter
     retriever: Retriever
     outlets: tuple[str, ...]
     passages: int
 
     @classmethod
-    def over(cls, data: IndexData, retriever: Retriever | None = None) -> IndexState:
+    def over(cls, data: IndexData | RemoteIndex, retriever: Retriever | None = None) -> IndexState:
         """The state of ``data``; a LocalRetriever unless another retriever (Milvus) is given."""
+        if isinstance(data, RemoteIndex):
+            assert retriever is not None, "a replica retrieves from Milvus"
+            return cls(data, ReplicaFilter(data), retriever, data.outlets, data.live_passages)
         passage_filter = PassageFilter(data, data.outlets)
         retriever = retriever or LocalRetriever(data, passage_filter)
-        return cls(data, passage_filter, retriever, data.outlets, int(data.live.sum()))
-
-    def live_only(self, hits: Hits) -> Hits:
-        """``hits`` without dead passages, nor ids past this index (a Milvus collection mid-sync)."""
-        live = self.filter.live
-        return [(pid, score) for pid, score in hits if pid < len(live) and live[pid]]
+        return cls(data, passage_filter, retriever, data.outlets, data.live_passages)
 
 
 def _reopen(backend: Backend, note: Callable[[str], None] | None, data: IndexData) -> IndexState:
@@ -90,7 +90,7 @@ class Engine:
 
     def __init__(
         self,
-        data: IndexData,
+        data: IndexData | RemoteIndex,
         encoder: Encoder,
         settings: Settings,
         notices: Sequence[str],
@@ -108,8 +108,8 @@ class Engine:
     @classmethod
     def open(
         cls,
-        corpus_dir: Path | str = DEFAULT_CORPUS,
-        index_dir: Path | str = DEFAULT_INDEX,
+        corpus_dir: Path | str | None = None,
+        index_dir: Path | str | None = None,
         model: str | None = None,
         settings: Settings | None = None,
         rebuild: bool = False,
@@ -129,7 +129,8 @@ class Engine:
 
         Args:
             corpus_dir: folder of article files and optional ``sources.csv`` (a symlink out of it
-                is read only if ``follow_symlinks``), or a ``.jsonl``/``.csv`` archive (qa.corpus).
+                is read only if ``follow_symlinks``), or a ``.jsonl``/``.csv`` archive (qa.corpus);
+                None: DEFAULT_CORPUS (and DEFAULT_INDEX for ``index_dir``).
             index_dir: where the index lives (created if missing); followed: a newer index swapped
                 in there is answered from within ``settings.index_poll_seconds`` (qa.index.live).
             model: sentence-transformers name or path, or the packaged model
@@ -140,7 +141,8 @@ class Engine:
             backend: ``"local"`` (FAISS and tantivy in ``index_dir``) or ``"milvus"`` (a collection at
                 ``uri``: a milvus-lite ``.db`` file or ``http(s)://host:port``; qa.retrieval.milvus).
             collection, sync: the Milvus collection (default ``newsqa_passages``); load the live
-                passages into it first (else one out of step raises IndexStoreError).
+                passages into it first (else one out of step raises IndexStoreError). Without
+                ``sync`` and either folder, a thin replica reads Milvus alone (:func:`open_replica`).
             ray_address: embed builds and updates on Ray: ``"local"``, ``"auto"`` or ``"ray://HOST:10001"``.
             load_reader: False for a caller that only builds (``qa index``): the reader is only recorded.
             note: told each notice as it happens (all kept in ``engine.notices``); the CLI and app print them.
@@ -151,20 +153,12 @@ class Engine:
         chosen = choose_backend(backend, uri, collection)
         notices: list[str] = []
         tell = partial(_keep, notices, note)
-        identity = reader_identity(reader)
-        corpus_path, index_path = Path(corpus_dir), Path(index_dir)
+        if chosen.name == "milvus" and not sync and corpus_dir is None and index_dir is None:
+            return open_replica(cls, chosen, model, settings, reader, load_reader, notices, tell)
+        corpus_path, index_path = Path(corpus_dir or DEFAULT_CORPUS), Path(index_dir or DEFAULT_INDEX)
         current = open_current(
-            corpus_path,
-            index_path,
-            model,
-            settings,
-            tell,
-            rebuild,
-            progress,
-            ray_address,
-            identity,
-            strict,
-            follow_symlinks,
+            corpus_path, index_path, model, settings, tell, rebuild, progress, ray_address,
+            reader_identity(reader), strict, follow_symlinks,
         )
         retriever = open_retriever(chosen, current.data, sync, progress, tell)
         loaded = open_reader(reader, tell) if load_reader else None
@@ -243,7 +237,7 @@ class Engine:
         none_match = allowed is not None and allowed.size == 0
         notices = prepared.notices + ((NO_MATCH,) if none_match else ())
         fused = retrieve(state.retriever, prepared.vector, prepared.weighted_terms, filters, settings)
-        return Retrieval(state.data, prepared, state.live_only(fused), state.outlets, notices)
+        return Retrieval(state.data, prepared, state.filter.live_only(fused), state.outlets, notices)
 
     def check_filters(self, outlets: Sequence[str], since: str | None, until: str | None) -> QueryFilters:
         """Canonical outlet names and ISO dates (InputError names what is wrong); a batch checks them once."""
@@ -278,6 +272,43 @@ class Engine:
         """The abstention threshold for this engine's kind of score."""
         s = self.settings
         return s.abstain_threshold if self.reads else s.evidence_abstain_threshold
+
+
+def open_replica(
+    cls: type[Engine],
+    backend: Backend,
+    model: str | None,
+    settings: Settings,
+    reader: str | None,
+    load_reader: bool,
+    notices: list[str],
+    note: Callable[[str], None],
+) -> Engine:
+    """An engine reading Milvus alone: no index folder, no corpus (qa.retrieval.remote).
+
+    Raises:
+        InputError: ``model`` is not the model the collection's vectors came from.
+        IndexStoreError: no collection a replica can answer from (see open_remote).
+    """
+    assert backend.uri is not None
+    data, retriever = open_remote(backend.uri, backend.collection, note)
+    built_with = data.manifest["spec"]["model"]
+    if model is not None and embedder_id(model) != built_with:
+        asked = embedder_id(model)
+        raise InputError(f"the collection's vectors are from {built_with}, not {asked}: drop --model")
+    embedder = Embedder(built_with, batch_size=settings.batch_size, note=note)
+    loaded = open_reader(reader, note) if load_reader else None
+    engine = cls(data, embedder, settings, notices, loaded, retriever)
+    engine.live.follow_source(_newer_replica, settings.index_poll_seconds, note)
+    use_one_thread_per_question()
+    return engine
+
+
+def _newer_replica(state: IndexState) -> IndexState | None:
+    """The state of the build a replica's aliases now serve, when a sync has published another."""
+    assert isinstance(state.data, RemoteIndex)
+    newer = newer_remote(state.data)
+    return None if newer is None else IndexState.over(newer, state.retriever)
 
 
 def _keep(notices: list[str], note: Callable[[str], None] | None, message: str) -> None:

@@ -23,7 +23,6 @@ from qa.answer.reader import Reader, reader_candidate, reader_question, rerank, 
 from qa.answer.scoring import ScoredSentence, group_same_reports, rank_candidates
 from qa.answer.span import answer_span, question_shape
 from qa.answer.statement import statement_direction
-from qa.index.entities import sentence_entities
 from qa.index.store import IndexData
 from qa.records import Answer, Citation, Difference, RetrievedPassage
 from qa.retrieval.question import PreparedQuestion
@@ -73,7 +72,7 @@ def choose_answers(
         lead = citations[0]
         sid = group[0].sentence_id
         span_start, span_end = answer_span(
-            shape, data.sentence_text(sid), sentence_entities(data.entities, sid)
+            shape, data.sentence_text(sid), data.sentence_entities(sid)
         )
         # Offsets within the sentence, moved to within the extract (a statement starts earlier).
         shift = data.sentence_row(sid).start - lead.start

@@ -18,7 +18,6 @@ import numpy as np
 from qa.answer.mentions import date_matches, named_dates, named_outlets
 from qa.answer.scoring import Candidate, lexical_coverage
 from qa.answer.span import QuestionShape, typed_span
-from qa.index.entities import sentence_entities
 from qa.index.store import IndexData
 
 
@@ -60,7 +59,7 @@ def gather_candidates(
         article = data.article(data.sentence_row(sid).article)
         typed = 0
         if shape.kind is not None:
-            typed = 1 if typed_span(shape, text, sentence_entities(data.entities, sid)) else -1
+            typed = 1 if typed_span(shape, text, data.sentence_entities(sid)) else -1
         # Share of the named constraints (outlet, date) this article meets.
         met = [article.outlet in named_outlet_set] if named_outlet_set else []
         if dates:

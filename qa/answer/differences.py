@@ -36,7 +36,6 @@ from qa.answer.focus import FOCUS_SHARE, Focus, focus_share, question_focus, sen
 from qa.answer.scoring import ScoredSentence
 from qa.answer.span import QuestionShape, question_shape, typed_spans
 from qa.answer.values import Value, read_value, same_value, tight_value
-from qa.index.entities import sentence_entities
 from qa.index.store import IndexData
 from qa.records import Difference, ReportedValue
 
@@ -197,7 +196,7 @@ class _Event:
             names = {
                 data.sentence_text(s)[a:b].lower()
                 for s in range(first, min(end, first + 2 * LEAD_SENTENCES))
-                for a, b, label in sentence_entities(data.entities, s)
+                for a, b, label in data.sentence_entities(s)
                 if label in _EVENT_LABELS
             }
             self._openings[first] = (mean / max(float(np.linalg.norm(mean)), 1e-12), frozenset(names))
@@ -206,13 +205,8 @@ class _Event:
 
 def _article_sentences(data: IndexData, sid: int) -> tuple[int, int]:
     """The first sentence id of ``sid``'s article and one past its last."""
-    article = data.sentence_row(sid).article
-    first, end = sid, sid + 1
-    while first > 0 and data.sentence_row(first - 1).article == article:
-        first -= 1
-    while end < len(data.sentences) and data.sentence_row(end).article == article:
-        end += 1
-    return first, end
+    sids = data.article_sentences(sid)
+    return sids.start, sids.stop
 
 
 def _unheard(
@@ -250,7 +244,7 @@ def _sentence_value(data: IndexData, asked: _Asked, sid: int) -> _Found | None:
 def _spans(data: IndexData, asked: _Asked, sid: int, sentence: str) -> list[tuple[int, int]]:
     """The spans of the asked kind in sentence ``sid``, best first; for names and places only the
     tagger's entities (a pattern takes "by Ilse Varnholt" for a place)."""
-    spans = typed_spans(asked.shape, sentence, sentence_entities(data.entities, sid))
+    spans = typed_spans(asked.shape, sentence, data.sentence_entities(sid))
     if asked.shape.kind in ("name", "place"):
         spans = [item for item in spans if item[0][1] == 1]
     return [span for _, span in sorted(spans, key=lambda item: item[0], reverse=True)]

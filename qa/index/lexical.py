@@ -23,7 +23,7 @@ _WRITER_HEAP = 128 * 1024 * 1024
 _LOCK_PREFIX = ".tantivy-"
 
 
-def _analyzer() -> tantivy.TextAnalyzer:
+def text_analyzer() -> tantivy.TextAnalyzer:
     """Lower-cased words, English stop words dropped, Snowball-stemmed."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
@@ -66,7 +66,7 @@ class LexicalDoc:
 def build_lexical_index(path: Path, docs: Iterable[LexicalDoc]) -> None:
     """Write a tantivy index of ``docs`` into the empty folder ``path``."""
     index = tantivy.Index(_schema(), path=str(path))
-    index.register_tokenizer(ANALYZER, _analyzer())
+    index.register_tokenizer(ANALYZER, text_analyzer())
     _commit(index, (), docs)
 
 
@@ -79,7 +79,7 @@ def update_lexical_index(path: Path, removed: Iterable[int], docs: Iterable[Lexi
     (given its own copies of those two) without touching that index.
     """
     index = tantivy.Index.open(str(path))
-    index.register_tokenizer(ANALYZER, _analyzer())
+    index.register_tokenizer(ANALYZER, text_analyzer())
     _commit(index, removed, docs)
 
 
@@ -134,7 +134,7 @@ class LexicalIndex:
             # path, and a reader that followed it would pair this BM25 index with
             # the old index's passages and vectors.
             self._index.config_reader(reload_policy="Manual")
-            self._analyzer = _analyzer()
+            self._analyzer = text_analyzer()
             self._index.register_tokenizer(ANALYZER, self._analyzer)
             self._index.reload()
             self._searcher = self._index.searcher()

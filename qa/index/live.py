@@ -79,6 +79,7 @@ class LiveIndex(Generic[S]):
         self._state = state
         self._index_dir: Path | None = None
         self._open: Callable[[IndexData], S] | None = None
+        self._poll: Callable[[S], S | None] | None = None
         self._interval = 0.0
         self._note: Note = _silent
         self._next_check = float("inf")
@@ -99,6 +100,15 @@ class LiveIndex(Generic[S]):
         new index that cannot be loaded, once.
         """
         self._index_dir, self._open, self._interval = index_dir, open_state, interval
+        self._note = note or _silent
+        self._next_check = time.monotonic() + interval
+
+    def follow_source(self, poll: Callable[[S], S | None], interval: float, note: Note | None) -> None:
+        """Follow a source that is not a folder (a Milvus replica): ``poll(state)`` is a newer state or None.
+
+        ``poll`` raises a QAError when the source cannot be read; the state in use is kept.
+        """
+        self._poll, self._interval = poll, interval
         self._note = note or _silent
         self._next_check = time.monotonic() + interval
 
@@ -129,7 +139,7 @@ class LiveIndex(Generic[S]):
         The signal handler is installed only from the main thread (Python's
         rule); it just wakes the thread, which does the loading.
         """
-        if self._index_dir is None or self._watching:
+        if (self._index_dir is None and self._poll is None) or self._watching:
             return
         if wake_signal is not None and threading.current_thread() is threading.main_thread():
             wake = self._wake
@@ -144,6 +154,8 @@ class LiveIndex(Generic[S]):
         """Under the reload lock: swap in the folder's index if it is newer than the state's."""
         now = time.monotonic()
         self._next_check = now + self._interval
+        if self._poll is not None:
+            return self._polled(self._poll)
         if self._index_dir is None or self._open is None:
             return False
         generation = Generation.of(self._index_dir)
@@ -179,6 +191,26 @@ class LiveIndex(Generic[S]):
         counts = data.manifest["counts"]
         self._note(
             f"index in {index_dir} changed; now answering from the new one "
+            f"({counts['articles']} articles, {counts['live_passages']} passages)"
+        )
+        return True
+
+    def _polled(self, poll: Callable[[S], S | None]) -> bool:
+        """Under the reload lock: swap in the state ``poll`` finds newer, if any."""
+        try:
+            newer = poll(self._state)
+        except QAError as exc:
+            if self._failed is None:
+                self._note(f"checking for a newer index failed ({exc}); still answering from the one loaded")
+            self._failed = (None, 1)
+            return False
+        self._failed = None
+        if newer is None:
+            return False
+        self._state = newer
+        counts = newer.data.manifest["counts"]
+        self._note(
+            f"the index changed; now answering from the new one "
             f"({counts['articles']} articles, {counts['live_passages']} passages)"
         )
         return True

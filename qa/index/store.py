@@ -46,7 +46,7 @@ from qa.index.articles import (
     create_article_table,
 )
 from qa.index.dense import build_dense_index, choose_factory, load_dense_index, save_dense_index
-from qa.index.entities import EntityTagger
+from qa.index.entities import EntityTagger, sentence_entities
 from qa.index.folder import MANIFEST, lock_path, locked, staged
 from qa.index.lexical import LexicalIndex, build_lexical_index
 from qa.index.segments import (
@@ -218,6 +218,21 @@ class IndexData:
     def entities(self) -> np.ndarray:
         return self.segments.entities
 
+    def sentence_entities(self, sid: int) -> list[tuple[int, int, str]]:
+        """The named entities of sentence ``sid`` as (start, end, label), offsets in the sentence."""
+        return sentence_entities(self.segments.entities, sid)
+
+    def article_sentences(self, sid: int) -> range:
+        """The global ids of the sentences of ``sid``'s article, in order."""
+        sentences = self.segments.sentences[:, 0]
+        article = sentences[sid]
+        first, end = sid, sid + 1
+        while first > 0 and sentences[first - 1] == article:
+            first -= 1
+        while end < len(sentences) and sentences[end] == article:
+            end += 1
+        return range(first, end)
+
     @property
     def sentence_vectors(self) -> Any:
         """Unit sentence vectors by global sentence id (memory-mapped; int or int-array indexing)."""
@@ -226,6 +241,11 @@ class IndexData:
     @property
     def outlets(self) -> tuple[str, ...]:
         return self.columns.outlets
+
+    @property
+    def live_passages(self) -> int:
+        """How many passages a query may return."""
+        return int(self.live.sum())
 
     @property
     def dead_in_dense(self) -> int:

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from qa.errors import IndexStoreError, InputError
 from qa.index.lexical import date_key
 from qa.index.store import IndexData
+from qa.retrieval.milvus_answering import KINDS, has_answering, publish, sync_answering
 from qa.retrieval.retriever import Hits, QueryFilters
 from qa.settings import DEFAULT_COLLECTION, MILVUS_TOKEN_ENV
 
@@ -72,10 +73,12 @@ BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
 _TERMS_BYTES = 65_535
 _OUTLET_BYTES = 4_096
 _SERVER_URI = re.compile(r"^https?://[^\s/:]+:\d{1,5}/?$")
-# Leaves room for the "_green" of the collections behind the alias (255 characters in all).
-_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,248}$")
+# Leaves room for the "_green_sentences" of the collections behind the aliases (255 characters in all).
+_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,238}$")
 # The two collections behind a serving alias: a sync writes the one not being served.
 SIDES = ("_blue", "_green")
+# The passage row fields (qa.index.store.PassageRow) each collection row carries.
+PASSAGE_PLACE = ("article", "start", "end", "first_sentence", "last_sentence")
 # The dense index by collection size: exact FLAT, equal to the local FAISS Flat, up to
 # FLAT_MAX_ROWS live passages; HNSW above, searched with ef = max(HNSW_EF, k). On milvus-lite
 # (benchmarks/bench_milvus.py, "index_types") FLAT stayed faster than HNSW up to 50k (52.8 ms
@@ -119,7 +122,7 @@ def check_target(uri: str, collection: str = DEFAULT_COLLECTION) -> None:
     if not _COLLECTION_NAME.match(collection):
         raise InputError(
             "--collection must start with a letter or underscore and hold only letters, digits "
-            f"and underscores (at most 249), got {collection!r}"
+            f"and underscores (at most 239), got {collection!r}"
         )
 
 
@@ -297,12 +300,16 @@ def sync_collection(
     if serving is None and client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
         # Synced before aliases: a real collection under the serving name becomes the blue side,
         # which the steps below then find current (no reload) and publish under the alias.
-        client.rename_collection(collection, collection + SIDES[0], timeout=SYNC_TIMEOUT_S)
+        for kind in ("", *KINDS):
+            old, new = collection + kind, collection + SIDES[0] + kind
+            if client.has_collection(old, timeout=SYNC_TIMEOUT_S):
+                client.rename_collection(old, new, timeout=SYNC_TIMEOUT_S)
     live = live_passage_ids(data)
     build = data.manifest["manifest_sha256"]
     wanted = index_type or dense_index_type(len(live))
     current = serving and _build_of(client, serving) == build and _count(client, serving) == len(live)
-    if current and _index_type(client, serving) == wanted:
+    if current and _index_type(client, serving) == wanted and has_answering(client, serving, build):
+        publish(client, serving, collection)
         return SyncReport(0, 0, len(live))
     standby = next(collection + side for side in SIDES if collection + side != serving)
     report = _bring_up_to_date(client, data, standby, progress, wanted)
@@ -310,6 +317,7 @@ def sync_collection(
         client.create_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
     else:
         client.alter_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
+    publish(client, standby, collection)
     return report
 
 
@@ -337,13 +345,19 @@ def _bring_up_to_date(
     build = data.manifest["manifest_sha256"]
     dimension = int(data.manifest["dimension"])
     if client.has_collection(collection, timeout=SYNC_TIMEOUT_S) and (
-        _dimension(client, collection) != dimension or _index_type(client, collection) != index_type
+        _dimension(client, collection) != dimension
+        or _index_type(client, collection) != index_type
+        or not _has_field(client, collection, "first_sentence")
     ):
         client.drop_collection(collection, timeout=SYNC_TIMEOUT_S)
     if not client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
         _create_collection(client, collection, dimension, index_type)
     client.load_collection(collection, timeout=SYNC_TIMEOUT_S)
-    if _build_of(client, collection) == build and _count(client, collection) == len(live):
+    if (
+        _build_of(client, collection) == build
+        and _count(client, collection) == len(live)
+        and has_answering(client, collection, build)
+    ):
         return SyncReport(0, 0, len(live))
 
     _mark(client, collection, "")
@@ -363,6 +377,7 @@ def _bring_up_to_date(
     # left in milvus-lite's memory table are scored with statistics of the
     # filtered rows alone.
     client.flush(collection, timeout=SYNC_TIMEOUT_S)
+    sync_answering(client, data, collection, progress)
     _mark(client, collection, build)
     return SyncReport(written, len(dead), _count(client, collection))
 
@@ -406,6 +421,9 @@ def _create_collection(client: MilvusClient, collection: str, dimension: int, in
     schema.add_field("outlet", DataType.VARCHAR, max_length=_OUTLET_BYTES)
     schema.add_field("date", DataType.INT64)
     schema.add_field("digest", DataType.INT64)
+    # Where the passage is, for a replica without the index folder (qa.retrieval.remote).
+    for name in PASSAGE_PLACE:
+        schema.add_field(name, DataType.INT64)
     schema.add_function(
         Function(
             name="terms_bm25",
@@ -434,7 +452,8 @@ def _rows(data: IndexData, ids: np.ndarray) -> Iterator[dict[str, Any]]:
         date = date_key(article.date)
         digest = hashlib.blake2b(vector.tobytes(), digest_size=8)
         digest.update(f"\0{terms}\0{article.outlet}\0{date}".encode())
-        yield {
+        place = (row.article, row.start, row.end, row.first_sentence, row.last_sentence)
+        yield dict(zip(PASSAGE_PLACE, place, strict=True)) | {
             "passage_id": pid,
             "vector": vector,
             "terms": terms,
@@ -468,6 +487,11 @@ def _stored_digests(client: MilvusClient, collection: str) -> dict[int, int]:
     finally:
         iterator.close()
     return stored
+
+
+def _has_field(client: MilvusClient, collection: str, name: str) -> bool:
+    fields = client.describe_collection(collection, timeout=SYNC_TIMEOUT_S)["fields"]
+    return any(f["name"] == name for f in fields)
 
 
 def _dimension(client: MilvusClient, collection: str) -> int | None:

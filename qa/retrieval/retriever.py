@@ -135,6 +135,11 @@ class PassageFilter:
             self._live_ids = np.flatnonzero(self.live)
         return self._live_ids
 
+    def live_only(self, hits: Hits) -> Hits:
+        """``hits`` without dead passages, nor ids past this index (a Milvus collection mid-sync)."""
+        live = self.live
+        return [(pid, score) for pid, score in hits if pid < len(live) and live[pid]]
+
     def _allowed(self, filters: QueryFilters) -> np.ndarray | None:
         """Ids of the live passages inside ``filters``; None when no filter is set."""
         if not filters.active:
