@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from qa.engine import Engine
     from qa.records import Result
+    from qa.retrieval.backend import Backend
 
     Subparsers = _SubParsersAction[argparse.ArgumentParser]
 
@@ -132,6 +133,41 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"with --backend milvus: the collection's name (default {DEFAULT_COLLECTION})",
     )
+    cluster = parser.add_argument_group("Milvus server or cluster (--backend milvus, an http(s) --uri)")
+    cluster.add_argument(
+        "--token",
+        default=None,
+        help=f"credentials, USER:PASSWORD or an API key (prefer ${MILVUS_TOKEN_ENV}: a command line "
+        "shows in ps and shell history)",
+    )
+    cluster.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="PEM",
+        help="certificate of the authority that signed the server's TLS certificate (an https --uri)",
+    )
+    cluster.add_argument("--db-name", metavar="NAME", help="the Milvus database (default 'default')")
+    cluster.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="shards of a collection a sync creates (1-16; Milvus' default is 1); set when it is made",
+    )
+    cluster.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="in-memory replicas a sync loads the published collections with (query nodes share the load)",
+    )
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    """The checked retrieval backend the options name (InputError says what is wrong)."""
+    from qa.retrieval.backend import choose_backend
+    from qa.retrieval.milvus_cluster import ClusterOptions
+
+    options = ClusterOptions(args.token, args.ca_file, args.db_name, args.shards, args.replicas)
+    return choose_backend(args.backend, args.uri, args.collection, options)
 
 
 def _open(
@@ -150,9 +186,7 @@ def _open(
         model=args.model,
         rebuild=rebuild,
         reader=args.reader,
-        backend=args.backend,
-        uri=args.uri,
-        collection=args.collection,
+        backend=_backend(args),
         sync=sync,
         ray_address=ray_address,
         load_reader=load_reader,
@@ -217,7 +251,9 @@ def _ask_parser(sub: Subparsers) -> argparse.ArgumentParser:
         '  qa ask "Who is the director of Auckland Pride?"\n'
         '  qa ask "What did police offer the couple?" --outlet "1 NEWS" --since 2020-03-09\n'
         "  qa ask --questions data/eval/questions.jsonl --json > answers.jsonl\n"
-        '  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri http://localhost:19530',
+        '  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri http://localhost:19530\n'
+        '  qa ask "Who is the director of Auckland Pride?" --backend milvus --uri index/milvus.db'
+        "   # a thin replica: no --index, no --corpus",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("question", nargs="?", help="the question (omit with --questions)")
@@ -473,9 +509,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.port,
         args.auth,
         args.reader,
-        backend=args.backend,
-        uri=args.uri,
-        collection=args.collection,
+        backend=_backend(args),
         follow_symlinks=args.follow_symlinks,
     )
 

@@ -115,7 +115,7 @@ class Engine:
         rebuild: bool = False,
         progress: bool = True,
         reader: str | None = None,
-        backend: Literal["local", "milvus"] = "local",
+        backend: Literal["local", "milvus"] | Backend = "local",
         uri: str | None = None,
         collection: str | None = None,
         sync: bool = False,
@@ -139,7 +139,8 @@ class Engine:
             settings, rebuild, progress: ``None`` for the default settings; build even if current; show bars.
             reader: CrossEncoder name or path; ``None`` shipped, ``"none"`` evidence alone (qa.answer.reader).
             backend: ``"local"`` (FAISS and tantivy in ``index_dir``) or ``"milvus"`` (a collection at
-                ``uri``: a milvus-lite ``.db`` file or ``http(s)://host:port``; qa.retrieval.milvus).
+                ``uri``: a milvus-lite ``.db`` file or ``http(s)://host:port``; qa.retrieval.milvus), or
+                a checked Backend with cluster options (qa.retrieval.backend.choose_backend).
             collection, sync: the Milvus collection (default ``newsqa_passages``); load the live
                 passages into it first (else one out of step raises IndexStoreError). Without
                 ``sync`` and either folder, a thin replica reads Milvus alone (:func:`open_replica`).
@@ -150,7 +151,7 @@ class Engine:
                 written raises, instead of leaving the old index in use with a notice.
         """
         settings = settings or Settings()
-        chosen = choose_backend(backend, uri, collection)
+        chosen = backend if isinstance(backend, Backend) else choose_backend(backend, uri, collection)
         notices: list[str] = []
         tell = partial(_keep, notices, note)
         if chosen.name == "milvus" and not sync and corpus_dir is None and index_dir is None:
@@ -291,7 +292,7 @@ def open_replica(
         IndexStoreError: no collection a replica can answer from (see open_remote).
     """
     assert backend.uri is not None
-    data, retriever = open_remote(backend.uri, backend.collection, note)
+    data, retriever = open_remote(backend.uri, backend.collection, note, backend.options)
     built_with = data.manifest["spec"]["model"]
     if model is not None and embedder_id(model) != built_with:
         asked = embedder_id(model)

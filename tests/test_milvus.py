@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from qa.engine import Engine
 from qa.errors import IndexStoreError, InputError
 from qa.index.store import IndexData, load_index
 from qa.records import Answer, Result
+from qa.retrieval.backend import choose_backend
 from qa.retrieval.milvus import (
     FLAT_MAX_ROWS,
     MilvusRetriever,
@@ -34,6 +36,7 @@ from qa.retrieval.milvus import (
     serving_collection,
     sync_collection,
 )
+from qa.retrieval.milvus_cluster import ClusterOptions
 from qa.retrieval.retriever import LocalRetriever, PassageFilter, QueryFilters
 
 # An outlet name that would end a naively quoted string and widen the filter.
@@ -345,3 +348,59 @@ def test_the_dense_index_follows_the_size_and_a_change_of_it_moves_the_alias(
     assert serving_collection(client, "sized") == "sized_green"
     assert client.describe_index("sized_green", "vector")["index_type"] == "FLAT"
     assert {pid for pid, _ in milvus.dense(vector, 10, QueryFilters())} == expected
+
+
+# --- cluster options ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "options", "message"),
+    [
+        ("index/m.db", ClusterOptions(token="root:Milvus"), "--token: for a Milvus server URL"),
+        ("index/m.db", ClusterOptions(db_name="news"), "--db-name: for a Milvus server URL"),
+        ("http://milvus:19530", ClusterOptions(ca_file="ca.pem"), "give an https:// URI"),
+        ("https://milvus:19530", ClusterOptions(ca_file="/no/such/ca.pem"), "not a readable file"),
+        ("http://milvus:19530", ClusterOptions(db_name="news-2020"), "--db-name must be"),
+        ("http://milvus:19530", ClusterOptions(shards=0), "--shards must be between 1 and 16"),
+        ("http://milvus:19530", ClusterOptions(shards=17), "--shards must be between 1 and 16"),
+        ("index/m.db", ClusterOptions(replicas=0), "--replicas must be between 1 and 100"),
+    ],
+)
+def test_cluster_options_a_uri_cannot_take_are_refused(
+    uri: str, options: ClusterOptions, message: str
+) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_target(uri, "newsqa_passages", options)
+
+
+def test_cluster_options_reach_the_client_and_the_collection(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    options = ClusterOptions(token="root:Milvus", ca_file=str(ca), db_name="news", shards=4, replicas=2)
+    check_target("https://milvus.internal:19530", "newsqa_passages", options)
+    assert options.client_options("from-env") == {
+        "token": "root:Milvus",
+        "db_name": "news",
+        "secure": True,
+        "server_pem_path": str(ca),
+    }
+    assert ClusterOptions().client_options("from-env") == {"token": "from-env"}
+    assert options.creation() == {"num_shards": 4} and ClusterOptions().creation() == {}
+
+
+def test_cluster_options_need_the_milvus_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(InputError, match="need --backend milvus"):
+        choose_backend("local", None, None, ClusterOptions(shards=2))
+    assert main(["ask", "Who?", "--replicas", "2"]) == 1
+    assert "need --backend milvus" in capsys.readouterr().err
+
+
+def test_a_sync_publishes_every_collection_loaded_with_the_replicas_asked(
+    bundled: IndexData, lite_uri: str
+) -> None:
+    client = connect(lite_uri)
+    sync_collection(client, bundled, "replicated", progress=False, options=ClusterOptions(replicas=1))
+    side = serving_collection(client, "replicated")
+    for kind in ("", "_articles", "_sentences", "_terms"):
+        assert str(client.get_load_state(side + kind)["state"]) == "Loaded"
+        assert client.describe_alias("replicated" + kind)["collection_name"] == side + kind

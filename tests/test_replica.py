@@ -194,3 +194,21 @@ def test_an_update_reaches_a_running_replica_and_writes_only_the_change(tmp_path
     assert {c.doc_id for a in result.answers for c in a.citations} <= set(after.live_articles())
     report = sync_collection(client, after, "newsqa_passages", progress=False)
     assert not report.changed
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NEWSQA_MILVUS_SERVER_URI"),
+    reason="needs a Milvus server >= 2.5 (full-text search) at $NEWSQA_MILVUS_SERVER_URI; the only "
+    "server on this machine's registry, the milvus 2.3.5 package, has no BM25 function",
+)
+def test_a_replica_on_a_real_milvus_server_answers_as_the_full_index(
+    engine: Engine, bundled_index: Path
+) -> None:
+    uri = os.environ["NEWSQA_MILVUS_SERVER_URI"]
+    collection = "newsqa_test_replica"
+    Engine.open(
+        CORPUS, bundled_index, progress=False, backend="milvus", uri=uri, collection=collection, sync=True
+    )
+    replica = Engine.open(backend="milvus", uri=uri, collection=collection)
+    for question in QUESTIONS:
+        assert _top(replica.ask(question)) == _top(engine.ask(question))

@@ -14,6 +14,7 @@ from qa.errors import InputError
 from qa.index.store import IndexData
 from qa.retrieval.milvus import check_target
 from qa.retrieval.milvus import open_retriever as open_milvus
+from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions
 from qa.retrieval.retriever import Retriever
 from qa.settings import DEFAULT_COLLECTION
 
@@ -27,14 +28,17 @@ class Backend:
     name: BackendName = "local"
     uri: str | None = None
     collection: str = DEFAULT_COLLECTION
+    options: ClusterOptions = NO_OPTIONS
 
 
-def choose_backend(name: str, uri: str | None, collection: str | None) -> Backend:
-    """Check a backend, URI and collection against each other (and Milvus' rules).
+def choose_backend(
+    name: str, uri: str | None, collection: str | None, options: ClusterOptions = NO_OPTIONS
+) -> Backend:
+    """Check a backend, URI, collection and cluster options against each other (and Milvus' rules).
 
     Raises:
-        InputError: an unknown backend, Milvus without a URI, a URI without
-            Milvus, or a URI or collection name Milvus cannot take.
+        InputError: an unknown backend, Milvus without a URI, a URI or cluster
+            options without Milvus, or a URI, collection name or option Milvus cannot take.
     """
     if name not in ("local", "milvus"):
         raise InputError(f"backend must be 'local' or 'milvus', got {name!r}")
@@ -46,10 +50,12 @@ def choose_backend(name: str, uri: str | None, collection: str | None) -> Backen
     if name == "local":
         if uri is not None:
             raise InputError(f"a URI ({uri!r}) is only used with backend 'milvus' (--backend milvus)")
+        if options != NO_OPTIONS:
+            raise InputError("--token, --ca-file, --db-name, --shards and --replicas need --backend milvus")
         return Backend()
     collection = collection or DEFAULT_COLLECTION
-    check_target(uri, collection)
-    return Backend("milvus", uri, collection)
+    check_target(uri, collection, options)
+    return Backend("milvus", uri, collection, options)
 
 
 def open_retriever(
@@ -70,4 +76,4 @@ def open_retriever(
     """
     if backend.name == "local" or backend.uri is None:
         return None
-    return open_milvus(backend.uri, data, backend.collection, sync, progress, note)
+    return open_milvus(backend.uri, data, backend.collection, sync, progress, note, backend.options)

@@ -50,6 +50,7 @@ from qa.errors import IndexStoreError, InputError
 from qa.index.lexical import date_key
 from qa.index.store import IndexData
 from qa.retrieval.milvus_answering import KINDS, has_answering, publish, sync_answering
+from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 from qa.retrieval.retriever import Hits, QueryFilters
 from qa.settings import DEFAULT_COLLECTION, MILVUS_TOKEN_ENV
 
@@ -107,7 +108,9 @@ class SyncReport:
         return bool(self.written or self.deleted)
 
 
-def check_target(uri: str, collection: str = DEFAULT_COLLECTION) -> None:
+def check_target(
+    uri: str, collection: str = DEFAULT_COLLECTION, options: ClusterOptions = NO_OPTIONS
+) -> None:
     """Refuse a URI or collection name Milvus cannot take, before any work is done.
 
     Raises:
@@ -124,16 +127,17 @@ def check_target(uri: str, collection: str = DEFAULT_COLLECTION) -> None:
             "--collection must start with a letter or underscore and hold only letters, digits "
             f"and underscores (at most 239), got {collection!r}"
         )
+    options.check(uri)
 
 
-def connect(uri: str) -> MilvusClient:
+def connect(uri: str, options: ClusterOptions = NO_OPTIONS) -> MilvusClient:
     """A client for ``uri``: a path ending in ``.db`` runs milvus-lite, a URL talks to a server.
 
     Raises:
         InputError: ``uri`` is neither (see :func:`check_target`), or pymilvus is not installed.
         IndexStoreError: the server or the file cannot be opened.
     """
-    check_target(uri)
+    check_target(uri, options=options)
     try:
         from pymilvus import MilvusClient, MilvusException
     except ImportError:
@@ -142,7 +146,7 @@ def connect(uri: str) -> MilvusClient:
         if uri.endswith(".db"):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             return MilvusClient(uri)
-        return MilvusClient(uri=uri, token=os.environ.get(MILVUS_TOKEN_ENV, ""))
+        return MilvusClient(uri=uri, **options.client_options(os.environ.get(MILVUS_TOKEN_ENV, "")))
     except (MilvusException, OSError) as exc:
         raise IndexStoreError(f"cannot open Milvus at {uri}: {exc}") from exc
 
@@ -245,6 +249,7 @@ def open_retriever(
     sync: bool = False,
     progress: bool = True,
     note: Callable[[str], None] | None = None,
+    options: ClusterOptions = NO_OPTIONS,
 ) -> MilvusRetriever:
     """A retriever on ``collection`` at ``uri``, synced from ``data`` first when ``sync``.
 
@@ -255,12 +260,12 @@ def open_retriever(
             the index (the message says to run ``qa index --backend milvus``),
             or Milvus cannot be reached.
     """
-    client = connect(uri)
+    client = connect(uri, options)
     from pymilvus import MilvusException
 
     try:
         if sync:
-            report = sync_collection(client, data, collection, progress)
+            report = sync_collection(client, data, collection, progress, options=options)
             if note is not None:
                 note(
                     f"Milvus collection {collection!r} at {uri}: {report.rows} passages"
@@ -288,13 +293,15 @@ def sync_collection(
     collection: str,
     progress: bool = True,
     index_type: str | None = None,
+    options: ClusterOptions = NO_OPTIONS,
 ) -> SyncReport:
     """Make the alias ``collection`` serve exactly the live passages of ``data`` (see the module docstring).
 
     The collection being served is left as it is: when it already holds this
     build nothing is written; otherwise the other one is brought up to date
     and the alias switched to it once it is complete. ``index_type`` forces the
-    dense index ("FLAT", "HNSW"); by default :func:`dense_index_type` chooses it.
+    dense index ("FLAT", "HNSW"); by default :func:`dense_index_type` chooses it. ``options``
+    give a collection made here its shards and the published one its replicas.
     """
     serving = serving_collection(client, collection)
     if serving is None and client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
@@ -312,7 +319,7 @@ def sync_collection(
         publish(client, serving, collection)
         return SyncReport(0, 0, len(live))
     standby = next(collection + side for side in SIDES if collection + side != serving)
-    report = _bring_up_to_date(client, data, standby, progress, wanted)
+    report = _bring_up_to_date(client, data, standby, progress, wanted, options)
     if serving is None:
         client.create_alias(standby, collection, timeout=SYNC_TIMEOUT_S)
     else:
@@ -335,7 +342,12 @@ def serving_collection(client: MilvusClient, collection: str) -> str | None:
 
 
 def _bring_up_to_date(
-    client: MilvusClient, data: IndexData, collection: str, progress: bool, index_type: str = "FLAT"
+    client: MilvusClient,
+    data: IndexData,
+    collection: str,
+    progress: bool,
+    index_type: str = "FLAT",
+    options: ClusterOptions = NO_OPTIONS,
 ) -> SyncReport:
     """Diff ``collection`` with the live passages of ``data``, write what differs, mark it with the build.
 
@@ -351,8 +363,8 @@ def _bring_up_to_date(
     ):
         client.drop_collection(collection, timeout=SYNC_TIMEOUT_S)
     if not client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
-        _create_collection(client, collection, dimension, index_type)
-    client.load_collection(collection, timeout=SYNC_TIMEOUT_S)
+        _create_collection(client, collection, dimension, index_type, options)
+    ensure_loaded(client, collection, options)
     if (
         _build_of(client, collection) == build
         and _count(client, collection) == len(live)
@@ -377,7 +389,9 @@ def _bring_up_to_date(
     # left in milvus-lite's memory table are scored with statistics of the
     # filtered rows alone.
     client.flush(collection, timeout=SYNC_TIMEOUT_S)
-    sync_answering(client, data, collection, progress)
+    sync_answering(client, data, collection, progress, options)
+    for kind in ("", *KINDS):
+        ensure_loaded(client, collection + kind, options, publish=True)
     _mark(client, collection, build)
     return SyncReport(written, len(dead), _count(client, collection))
 
@@ -391,7 +405,7 @@ def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: s
         serving = collection  # synced before aliases; the next sync adopts it
     if serving is None:
         raise IndexStoreError(f"Milvus at {uri} has no collection {collection!r}; load it with: {command}")
-    client.load_collection(serving, timeout=SYNC_TIMEOUT_S)
+    ensure_loaded(client, serving, NO_OPTIONS)
     live = len(live_passage_ids(data))
     rows = _count(client, serving)
     if _build_of(client, serving) != data.manifest["manifest_sha256"] or rows != live:
@@ -402,7 +416,9 @@ def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: s
         )
 
 
-def _create_collection(client: MilvusClient, collection: str, dimension: int, index_type: str) -> None:
+def _create_collection(
+    client: MilvusClient, collection: str, dimension: int, index_type: str, options: ClusterOptions
+) -> None:
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, description="newsqa passages")
@@ -439,7 +455,9 @@ def _create_collection(client: MilvusClient, collection: str, dimension: int, in
     indexes.add_index(
         field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
     )
-    client.create_collection(collection, schema=schema, index_params=indexes, timeout=SYNC_TIMEOUT_S)
+    client.create_collection(
+        collection, schema=schema, index_params=indexes, timeout=SYNC_TIMEOUT_S, **options.creation()
+    )
 
 
 def _rows(data: IndexData, ids: np.ndarray) -> Iterator[dict[str, Any]]:

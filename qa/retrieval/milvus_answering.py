@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.index.store import IndexData
+from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -69,10 +70,16 @@ def has_answering(client: MilvusClient, side: str, build: str) -> bool:
     return bool(stored) and json.loads(stored).get("manifest_sha256") == build
 
 
-def sync_answering(client: MilvusClient, data: IndexData, side: str, progress: bool = True) -> int:
+def sync_answering(
+    client: MilvusClient,
+    data: IndexData,
+    side: str,
+    progress: bool = True,
+    options: ClusterOptions = NO_OPTIONS,
+) -> int:
     """Bring the answering collections of ``side`` up to ``data``; the number of articles written."""
     dimension = int(data.manifest["dimension"])
-    _create(client, side, dimension)
+    _create(client, side, dimension, options)
     live = np.flatnonzero(data.columns.live).astype(np.int64)
     stored = _stored_articles(client, side + ARTICLES)
     new, gone = np.setdiff1d(live, stored), np.setdiff1d(stored, live)
@@ -187,7 +194,7 @@ def _fit(text: str) -> str:
     return text if len(encoded) <= _TEXT_BYTES else encoded[:_TEXT_BYTES].decode(errors="ignore")
 
 
-def _create(client: MilvusClient, side: str, dimension: int) -> None:
+def _create(client: MilvusClient, side: str, dimension: int, options: ClusterOptions) -> None:
     """Make whichever answering collections ``side`` lacks (or holds at another vector size)."""
     from pymilvus import DataType, MilvusClient
 
@@ -229,15 +236,17 @@ def _create(client: MilvusClient, side: str, dimension: int) -> None:
     for kind, fields in layouts.items():
         name = side + kind
         if client.has_collection(name, timeout=TIMEOUT_S):
-            client.load_collection(name, timeout=TIMEOUT_S)
+            ensure_loaded(client, name, options)
             continue
         schema = MilvusClient.create_schema(auto_id=False, description=f"newsqa {kind[1:]}")
-        for field_name, kind_of, options in fields:
-            schema.add_field(field_name, kind_of, **options)
+        for field_name, kind_of, extra in fields:
+            schema.add_field(field_name, kind_of, **extra)
         indexes = client.prepare_index_params()
         vector, metric = ("vector", "IP") if kind == SENTENCES else ("placeholder", "L2")
         indexes.add_index(field_name=vector, index_type="FLAT", metric_type=metric)
         if kind != TERMS:
             indexes.add_index(field_name="article", index_type="INVERTED")
-        client.create_collection(name, schema=schema, index_params=indexes, timeout=TIMEOUT_S)
-        client.load_collection(name, timeout=TIMEOUT_S)
+        client.create_collection(
+            name, schema=schema, index_params=indexes, timeout=TIMEOUT_S, **options.creation()
+        )
+        ensure_loaded(client, name, options)

@@ -29,6 +29,7 @@ from qa.index.store import PassageRow, SentenceRow
 from qa.records import Article
 from qa.retrieval.milvus import MilvusRetriever, connect, quote, serving_collection
 from qa.retrieval.milvus_answering import ARTICLES, MANIFEST_PROPERTY, QUERY_ROWS, SENTENCES, TERMS
+from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 from qa.retrieval.retriever import Hits
 
 if TYPE_CHECKING:
@@ -371,7 +372,10 @@ def newer_remote(index: RemoteIndex) -> RemoteIndex | None:
 
 
 def open_remote(
-    uri: str, collection: str, note: Callable[[str], None] | None = None
+    uri: str,
+    collection: str,
+    note: Callable[[str], None] | None = None,
+    options: ClusterOptions = NO_OPTIONS,
 ) -> tuple[RemoteIndex, MilvusRetriever]:
     """The index and retriever of a replica of ``collection`` at ``uri``: one manifest read, no file.
 
@@ -381,7 +385,7 @@ def open_remote(
     """
     from pymilvus import MilvusException
 
-    client = connect(uri)
+    client = connect(uri, options)
     command = f"qa index --backend milvus --uri {uri} --corpus CORPUS --index INDEX"
     try:
         serving = serving_collection(client, collection)
@@ -392,7 +396,7 @@ def open_remote(
             )
         properties = client.describe_collection(serving + ARTICLES, timeout=TIMEOUT_S).get("properties", {})
         for kind in ("", ARTICLES, SENTENCES, TERMS):
-            client.load_collection(serving + kind, timeout=TIMEOUT_S)
+            ensure_loaded(client, serving + kind, options)
     except MilvusException as exc:
         raise IndexStoreError(f"Milvus at {uri} failed on collection {collection!r}: {exc}") from exc
     stored = properties.get(MANIFEST_PROPERTY)

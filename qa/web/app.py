@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.retrieval.backend import Backend
 from qa.settings import MAX_HISTORY_QUESTIONS
 from qa.web.guard import GRADIO_MAX_FILE_SIZE, RequestGuard
 from qa.web.html import (
@@ -403,14 +404,14 @@ def build_app(engine: Engine) -> gr.Blocks:
 
 
 def serve(
-    corpus_dir: Path,
-    index_dir: Path,
+    corpus_dir: Path | None,
+    index_dir: Path | None,
     model: str | None,
     host: str,
     port: int,
     auth: tuple[str, str] | None = None,
     reader: str | None = None,
-    backend: Literal["local", "milvus"] = "local",
+    backend: Literal["local", "milvus"] | Backend = "local",
     uri: str | None = None,
     collection: str | None = None,
     follow_symlinks: bool = False,
@@ -427,7 +428,8 @@ def serve(
             (Gradio's own login), or None for an open app.
         reader: CrossEncoder for the reader, None for the shipped one, "none" for none.
         backend, uri, collection: where passages are retrieved (Engine.open); a
-            Milvus collection must already be loaded by ``qa index --backend milvus``.
+            Milvus collection must already be loaded by ``qa index --backend milvus``;
+            with neither folder given, the app is a thin replica reading Milvus alone.
         follow_symlinks: read corpus files through symlinks that lead outside its folder too.
 
     The app follows the index folder: once ``qa index`` swaps in a newer
