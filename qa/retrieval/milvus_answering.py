@@ -128,6 +128,7 @@ def _article_rows(data: IndexData, rows: np.ndarray, sids: Sequence[np.ndarray])
                 "key": row * MAX_PARTS + part,
                 "article": row,
                 "part": part,
+                "parts": len(parts),
                 "body": article.body[begin : begin + BODY_PART_CHARS],
                 "doc_id": _fit(article.doc_id),
                 "outlet": _fit(article.outlet),
@@ -194,21 +195,32 @@ def _fit(text: str) -> str:
     return text if len(encoded) <= _TEXT_BYTES else encoded[:_TEXT_BYTES].decode(errors="ignore")
 
 
+def _layout_differs(client: MilvusClient, side: str, dimension: int) -> bool:
+    """Whether ``side``'s collections were made for another vector size, or by an earlier layout."""
+    if not client.has_collection(side + SENTENCES, timeout=TIMEOUT_S):
+        return False
+    fields = client.describe_collection(side + SENTENCES, timeout=TIMEOUT_S)["fields"]
+    if not any(f["name"] == "vector" and int(f["params"]["dim"]) == dimension for f in fields):
+        return True
+    if not client.has_collection(side + ARTICLES, timeout=TIMEOUT_S):
+        return False
+    names = {f["name"] for f in client.describe_collection(side + ARTICLES, timeout=TIMEOUT_S)["fields"]}
+    return "parts" not in names
+
+
 def _create(client: MilvusClient, side: str, dimension: int, options: ClusterOptions) -> None:
     """Make whichever answering collections ``side`` lacks (or holds at another vector size)."""
     from pymilvus import DataType, MilvusClient
 
-    sentences = side + SENTENCES
-    if client.has_collection(sentences, timeout=TIMEOUT_S):
-        fields = client.describe_collection(sentences, timeout=TIMEOUT_S)["fields"]
-        if not any(f["name"] == "vector" and int(f["params"]["dim"]) == dimension for f in fields):
-            for kind in KINDS:
-                client.drop_collection(side + kind, timeout=TIMEOUT_S)
+    if _layout_differs(client, side, dimension):
+        for kind in KINDS:
+            client.drop_collection(side + kind, timeout=TIMEOUT_S)
     layouts: dict[str, list[tuple[str, Any, dict[str, Any]]]] = {
         ARTICLES: [
             ("key", DataType.INT64, {"is_primary": True}),
             ("article", DataType.INT64, {}),
             ("part", DataType.INT64, {}),
+            ("parts", DataType.INT64, {}),
             ("body", DataType.VARCHAR, {"max_length": _TEXT_BYTES}),
             ("doc_id", DataType.VARCHAR, {"max_length": _TEXT_BYTES}),
             ("outlet", DataType.VARCHAR, {"max_length": _TEXT_BYTES}),

@@ -28,7 +28,7 @@ from qa.index.lexical import text_analyzer
 from qa.index.store import PassageRow, SentenceRow
 from qa.records import Article
 from qa.retrieval.milvus import MilvusRetriever, connect, quote, serving_collection
-from qa.retrieval.milvus_answering import ARTICLES, MANIFEST_PROPERTY, QUERY_ROWS, SENTENCES, TERMS
+from qa.retrieval.milvus_answering import ARTICLES, MANIFEST_PROPERTY, MAX_PARTS, QUERY_ROWS, SENTENCES, TERMS
 from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 from qa.retrieval.retriever import Hits
 
@@ -254,6 +254,15 @@ class RemoteIndex:
                 value = kept.get(key)
         return value
 
+    def _by_keys(self, kind: str, key: str, keys: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows of collection ``kind`` with these primary keys, in queries of at most QUERY_ROWS."""
+        fields = _ARTICLE_FIELDS if kind == ARTICLES else _SENTENCE_FIELDS
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), QUERY_ROWS):
+            listed = ", ".join(str(k) for k in keys[start : start + QUERY_ROWS])
+            found += _query(self.client, self.names[kind], f"{key} in [{listed}]", fields)
+        return found
+
     def _holding(self, sid: int) -> _HeldArticle | None:
         with self._lock:
             row = self._owners.get(sid)
@@ -263,10 +272,14 @@ class RemoteIndex:
         with self._lock:
             missing = sorted({int(r) for r in rows} - self._articles.keys())
         for start in range(0, len(missing), FETCH_ARTICLES):
+            # Every read is by primary key: a first part's key is the article row times MAX_PARTS.
             batch = missing[start : start + FETCH_ARTICLES]
-            listed = ", ".join(str(r) for r in batch)
-            parts = _query(self.client, self.names[ARTICLES], f"article in [{listed}]", _ARTICLE_FIELDS)
-            sentences = _query(self.client, self.names[SENTENCES], f"article in [{listed}]", _SENTENCE_FIELDS)
+            heads = self._by_keys(ARTICLES, "key", [r * MAX_PARTS for r in batch])
+            more = [int(h["article"]) * MAX_PARTS + p for h in heads for p in range(1, int(h["parts"]))]
+            parts = heads + self._by_keys(ARTICLES, "key", more)
+            spans = [(int(h["first_sentence"]), int(h["sentence_count"])) for h in heads]
+            sids = [sid for first, count in spans for sid in range(first, first + count)]
+            sentences = self._by_keys(SENTENCES, "sid", sids)
             for row, held in _assemble(parts, sentences).items():
                 with self._lock:
                     for gone in self._articles.keep(row, held):
@@ -276,7 +289,8 @@ class RemoteIndex:
                     self._owners.update((sid, row) for sid in sids)
 
 
-_ARTICLE_FIELDS = ["article", "part", "body", "doc_id", "outlet", "date", "title", "url", "first_sentence"]
+_ARTICLE_FIELDS = ["article", "part", "parts", "body", "doc_id", "outlet", "date", "title", "url"]
+_ARTICLE_FIELDS += ["first_sentence", "sentence_count"]
 _SENTENCE_FIELDS = ["sid", "article", "start", "end", "vector", "entities"]
 
 
