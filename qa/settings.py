@@ -18,6 +18,12 @@ DEFAULT_INDEX = Path("index")
 DEFAULT_COLLECTION = "newsqa_passages"
 MILVUS_TOKEN_ENV = "NEWSQA_MILVUS_TOKEN"
 
+# Articles per shard when a streaming build (qa build-shards) cuts one archive
+# file or folder into shards: a shard is the unit that is redone after a kill,
+# so a small one loses little (1,000 articles embed in about 10 minutes on one
+# core), and the driver holds one shard's bookkeeping at a time, not its texts.
+DEFAULT_SHARD_ARTICLES = 1_000
+
 # Bounds on what a caller (a web client above all) controls the size of, so
 # that no request costs more than an ordinary one. Each earlier question of a
 # history is also cut to Settings.max_question_chars, like the question.

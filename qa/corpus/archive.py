@@ -161,6 +161,36 @@ def load_archive(path: Path, progress: bool = False) -> CorpusLoad:
     return collector.result(path, digest.hexdigest())
 
 
+def iter_archive(path: Path, problems: Problems) -> Iterator[Article]:
+    """The articles of one archive file in file order, streamed: one row is held at a time.
+
+    For a build that must not hold a whole archive (``qa build-shards``); the
+    rows are read and checked as :func:`load_archive` reads them, each
+    problem added to ``problems``. Only the ids seen so far are kept, to
+    report a repeated one.
+
+    Raises:
+        CorpusError: the file has another suffix, cannot be read or unzipped,
+            or has a CSV header without a text column.
+    """
+    suffix = archive_suffix(path)
+    if suffix is None:
+        raise not_an_archive(path)
+    collector = _Collector(path.name, problems)
+    try:
+        with path.open("rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if suffix.endswith(".gz") else raw
+            lines = _Lines(stream)
+            for row in _jsonl_rows(lines) if suffix in JSONL_SUFFIXES else _csv_rows(lines, path.name):
+                article = collector.take(row)
+                if article is not None:
+                    yield article
+    except (EOFError, zlib.error) as exc:
+        raise CorpusError(f"cannot unzip {path}: {exc}") from exc
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def derived_id(text: str, outlet: str, date: str, title: str, url: str) -> str:
     """An id for a row that has none, made from its content rather than its place.
 
@@ -329,10 +359,10 @@ def _csv_header(values: list[str], name: str, line: int) -> list[str]:
 class _Collector:
     """Gathers the articles of one archive as its rows arrive, and every problem met."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, problems: Problems | None = None) -> None:
         self.name = name
         self.articles: list[Article] = []
-        self.problems = Problems()
+        self.problems = problems or Problems()
         self.rows = 0
         self.skipped = 0
         self._id_lines: dict[str, int] = {}
@@ -341,10 +371,16 @@ class _Collector:
 
     def add(self, row: _Row) -> None:
         """Take one row: keep its article, or report why it is skipped."""
+        article = self.take(row)
+        if article is not None:
+            self.articles.append(article)
+
+    def take(self, row: _Row) -> Article | None:
+        """The article of one row, or None with the reason reported; the article is not kept."""
         self.rows += 1
         if row.problem:
             self._skip(row.line, row.problem)
-            return
+            return None
         for key in row.fields:
             if key not in KNOWN_KEYS:
                 self._unknown.setdefault(key, row.line)
@@ -354,7 +390,7 @@ class _Collector:
             found = _row_article(row.fields)
         except _BadRow as exc:
             self._skip(row.line, str(exc))
-            return
+            return None
         doc_id = found.article.doc_id
         earlier = self._id_lines.get(doc_id)
         if earlier is not None:
@@ -364,11 +400,11 @@ class _Collector:
                 if found.id_given
                 else f"the same text and metadata as line {earlier}",
             )
-            return
+            return None
         for note in found.notes:
             self.problems.add(f"{self.name} line {row.line}: {note}")
         self._id_lines[doc_id] = row.line
-        self.articles.append(found.article)
+        return found.article
 
     def result(self, path: Path, fingerprint: str) -> CorpusLoad:
         """The load, with the once-per-file notes first.

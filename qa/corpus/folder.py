@@ -18,7 +18,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,41 +262,64 @@ def load_folder(corpus_dir: Path, follow_symlinks: bool = False) -> CorpusLoad:
     """
     digest = hashlib.sha256()
     problems = Problems()
-    try:
-        entries = _list_folder(corpus_dir)
-    except OSError as exc:
-        raise CorpusError(f"cannot read the corpus folder {corpus_dir}: {exc.strerror}") from exc
-    shut_out = {entry.name for entry in entries if entry.outside and not follow_symlinks}
-    sheet = next((entry for entry in entries if entry.name == SOURCES_FILE), None)
-    sources: dict[str, SourceRow] = {}
-    if sheet is not None and sheet.name in shut_out:
-        problems.add(f"{SOURCES_FILE}: {OUTSIDE}, ignored")
-    elif sheet is not None:
-        sources = _read_sources_file(sheet, {entry.name for entry in entries}, problems, digest)
-
-    articles: list[Article] = []
-    seen_ids: set[str] = set()
-    skipped = 0
-    for entry in entries:
-        if entry.name == SOURCES_FILE:
-            continue
-        if entry.name in shut_out:
-            article, problem = None, f"{OUTSIDE} (--follow-symlinks reads it)"
-        else:
-            article, problem = _read_file(entry, sources.get(entry.name), seen_ids, digest)
-        if article is None:
-            skipped += 1
-            problems.add(f"skipped {entry.name}: {problem}")
-            continue
-        if problem:
-            problems.add(f"{entry.name}: {problem}")
-        seen_ids.add(article.doc_id)
-        articles.append(article)
+    reading = FolderArticles(corpus_dir, problems, follow_symlinks, digest)
+    articles = list(reading)
     if not articles:
         raise CorpusError(
-            f"no usable article in {corpus_dir} ({skipped} file(s) skipped); articles are UTF-8 text files"
+            f"no usable article in {corpus_dir} ({reading.skipped} file(s) skipped); "
+            "articles are UTF-8 text files"
         )
-    return CorpusLoad(tuple(articles), problems.named(), skipped, digest.hexdigest(), problems.count)
+    return CorpusLoad(tuple(articles), problems.named(), reading.skipped, digest.hexdigest(), problems.count)
+
+
+class FolderArticles:
+    """The articles of a corpus folder in file-name order, one file read at a time as they are iterated.
+
+    :func:`load_folder` keeps them all; a streaming build (``qa build-shards``)
+    holds one at a time. Each problem goes into ``problems``; ``skipped``
+    counts the files that could not be an article.
+    """
+
+    def __init__(
+        self, corpus_dir: Path, problems: Problems, follow_symlinks: bool = False, digest: Any = None
+    ) -> None:
+        self.corpus_dir = corpus_dir
+        self.problems = problems
+        self.follow_symlinks = follow_symlinks
+        # Only a load's fingerprint needs the bytes hashed; a throwaway hash otherwise.
+        self.digest = digest if digest is not None else hashlib.sha256()
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[Article]:
+        """Raises CorpusError when the folder cannot be listed."""
+        try:
+            entries = _list_folder(self.corpus_dir)
+        except OSError as exc:
+            raise CorpusError(f"cannot read the corpus folder {self.corpus_dir}: {exc.strerror}") from exc
+        shut_out = {entry.name for entry in entries if entry.outside and not self.follow_symlinks}
+        sheet = next((entry for entry in entries if entry.name == SOURCES_FILE), None)
+        sources: dict[str, SourceRow] = {}
+        if sheet is not None and sheet.name in shut_out:
+            self.problems.add(f"{SOURCES_FILE}: {OUTSIDE}, ignored")
+        elif sheet is not None:
+            present = {entry.name for entry in entries}
+            sources = _read_sources_file(sheet, present, self.problems, self.digest)
+        seen_ids: set[str] = set()
+        for entry in entries:
+            if entry.name == SOURCES_FILE:
+                continue
+            if entry.name in shut_out:
+                article, problem = None, f"{OUTSIDE} (--follow-symlinks reads it)"
+            else:
+                article, problem = _read_file(entry, sources.get(entry.name), seen_ids, self.digest)
+            if article is None:
+                self.skipped += 1
+                self.problems.add(f"skipped {entry.name}: {problem}")
+                continue
+            if problem:
+                self.problems.add(f"{entry.name}: {problem}")
+            seen_ids.add(article.doc_id)
+            yield article
 
 
 def _open_file(path: Path) -> io.BufferedReader:

@@ -35,6 +35,7 @@ class Embedder:
         name_or_path: str | None = None,
         batch_size: int = 64,
         note: Callable[[str], None] | None = None,
+        device: str = "cpu",
     ) -> None:
         """Name the model; nothing loads yet.
 
@@ -44,11 +45,14 @@ class Embedder:
                 ``None`` for DEFAULT_MODEL.
             batch_size: texts encoded together.
             note: told when an ONNX export has to run first (default: nobody).
+            device: where torch runs the model (``"cuda"`` on a GPU worker of a
+                streaming build); the ONNX backends always run on the CPU.
         """
         self.model_id = embedder_id(name_or_path)
         self.backend: Backend = split_backend(self.model_id)[1]
         self.batch_size = batch_size
         self._note = note or _silent
+        self.device = device
         self._model: SentenceTransformer | OnnxEncoder | None = None
 
     @property
@@ -89,7 +93,7 @@ class Embedder:
         if backend != "torch":
             return _load_onnx(backend, Path(location), self._note)
         try:
-            return _load_model(location)
+            return _load_model(location, self.device)
         except Exception as exc:  # any loader failure is one message to the user
             raise ModelError(
                 f"cannot load embedding model {self.model_id!r} from {location}: {str(exc).rstrip('.')}. "
@@ -131,11 +135,11 @@ def use_one_thread_per_question() -> None:
 # a forked builder) reuses the loaded model instead of reading it again. A
 # failed load is not cached.
 @functools.lru_cache(maxsize=4)
-def _load_model(location: str) -> SentenceTransformer:
+def _load_model(location: str, device: str = "cpu") -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     quiet_transformers()
-    return SentenceTransformer(location, device="cpu")
+    return SentenceTransformer(location, device=device)
 
 
 # Once per file and content: a re-export (a new sha256) loads afresh.

