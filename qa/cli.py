@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from qa.engine import Engine
     from qa.records import Result
     from qa.retrieval.backend import Backend
+    from qa.retrieval.milvus_cluster import ClusterOptions
 
     Subparsers = _SubParsersAction[argparse.ArgumentParser]
 
@@ -133,6 +134,10 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"with --backend milvus: the collection's name (default {DEFAULT_COLLECTION})",
     )
+    _add_cluster_options(parser)
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     cluster = parser.add_argument_group("Milvus server or cluster (--backend milvus, an http(s) --uri)")
     cluster.add_argument(
         "--token",
@@ -164,10 +169,14 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 def _backend(args: argparse.Namespace) -> Backend:
     """The checked retrieval backend the options name (InputError says what is wrong)."""
     from qa.retrieval.backend import choose_backend
+
+    return choose_backend(args.backend, args.uri, args.collection, _cluster(args))
+
+
+def _cluster(args: argparse.Namespace) -> ClusterOptions:
     from qa.retrieval.milvus_cluster import ClusterOptions
 
-    options = ClusterOptions(args.token, args.ca_file, args.db_name, args.shards, args.replicas)
-    return choose_backend(args.backend, args.uri, args.collection, options)
+    return ClusterOptions(args.token, args.ca_file, args.db_name, args.shards, args.replicas)
 
 
 def _open(
@@ -634,6 +643,47 @@ def _build_shards(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if report.problem_count else 0
 
 
+def _load_shards_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "load-shards",
+        help="load the shards of qa build-shards into Milvus, for thin replicas to answer from",
+        description="Stream the finished shards of a qa build-shards output into Milvus: passages (vectors "
+        "and BM25 terms), articles, sentences and term statistics, written to the collections the serving "
+        "alias does not point at, which it then moves to. No index folder is written: serve the archive with "
+        "--backend milvus --uri URI and neither --corpus nor --index.",
+        epilog="examples:\n  qa load-shards shards/ --uri index/milvus.db\n"
+        "  qa load-shards shards/ --uri https://milvus:19530 --ca-file ca.pem --shards 2 --replicas 3\n"
+        "  qa serve --backend milvus --uri https://milvus:19530 --ca-file ca.pem",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("out", type=Path, metavar="SHARDS", help="the --out folder of qa build-shards")
+    parser.add_argument(
+        "--uri", required=True, help="a milvus-lite file ending in .db or a server URL http(s)://host:port"
+    )
+    parser.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        metavar="NAME",
+        help=f"the serving name (default {DEFAULT_COLLECTION})",
+    )
+    _add_cluster_options(parser)
+    return parser
+
+
+def _load_shards(args: argparse.Namespace) -> int:
+    from qa.retrieval.milvus import check_target
+    from qa.retrieval.shard_load import load_shards
+
+    options = _cluster(args)
+    check_target(args.uri, args.collection, options)
+    report = load_shards(args.out, args.uri, args.collection, options, note=print_note)
+    print(
+        f"{args.out}: {report.articles:,} articles, {report.sentences:,} sentences, {report.passages:,} "
+        f"passages and {report.terms:,} terms loaded in {report.seconds:.1f} s"
+    )
+    return 0
+
+
 _DEFAULT_XQUAD = Path("../shared/benchmarks/xquad-en/xquad.en.json")
 # The team's training data: the first questions and the harder ones of issue 15.
 _TRAIN_DATA = (Path("data/train"), Path("data/train/v2"))
@@ -754,4 +804,5 @@ _COMMANDS = (
     (_train_reader_parser, _train_reader),
     (_train_encoder_parser, _train_encoder),
     (_build_shards_parser, _build_shards),
+    (_load_shards_parser, _load_shards),
 )

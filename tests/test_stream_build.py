@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from qa.corpus.folder import load_folder
 from qa.embedding.embedder import Embedder
 from qa.embedding.ray_job import connect
+from qa.engine import Engine
 from qa.errors import ClusterError, CorpusError, InputError
 from qa.index.entities import EntityTagger, sentence_entities
 from qa.index.shard_rows import MAX_SHARD_ROWS, TooManySentences, article_id, sentence_id, split_article
 from qa.index.split import make_passages, split_sentences
+from qa.index.store import load_index
 from qa.index.stream_build import ShardBuildOptions, build_shards, input_shards, read_shard_rows
 from qa.records import Article
 from qa.settings import Settings
@@ -258,3 +260,42 @@ def test_too_many_sentences_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(split_article(0, Article("d", "One. Two."), 3, 2).sentences) == 2
     with pytest.raises(ValueError, match="row must be"):
         article_id(0, MAX_SHARD_ROWS)
+
+
+def test_loaded_shards_serve_a_thin_replica_that_answers_as_the_full_index(
+    corpus_build: Path, engine: Engine, bundled_index: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("pymilvus")
+    from qa.retrieval.milvus import connect as milvus_connect
+    from qa.retrieval.milvus import serving_collection
+    from qa.retrieval.shard_load import load_shards
+
+    uri = str(tmp_path / "milvus.db")
+    report = load_shards(corpus_build, uri, "newsqa_passages", progress=False)
+    assert (report.articles, report.sentences, report.passages) == (5, 120, 59)
+    replica = Engine.open(backend="milvus", uri=uri)
+    for question in (
+        "Who is the director of Auckland Pride?",
+        "What did police offer the couple instead of an escort?",
+        "How old is Joe Perrone?",
+        "Who apologised to the man?",
+        "Where did the attack happen?",
+    ):
+        found, expected = replica.ask(question), engine.ask(question)
+        assert not found.abstained and not expected.abstained
+        cited, wanted = found.answers[0].citations[0], expected.answers[0].citations[0]
+        assert (found.answers[0].text, cited.doc_id, cited.start, cited.outlet, cited.date) == (
+            expected.answers[0].text, wanted.doc_id, wanted.start, wanted.outlet, wanted.date
+        )
+    # BM25 statistics over the whole archive, as the local index counts them.
+    local = load_index(bundled_index)
+    remote = replica.live.current().data
+    body = " ".join(a.body for a in local.live_articles().values())
+    terms = set(local.lexical.terms(body))
+    assert all(remote.lexical.doc_freq(t) == local.lexical.doc_freq(t) for t in terms)
+    # A second load writes the other side and moves the aliases there.
+    client = milvus_connect(uri)
+    first = serving_collection(client, "newsqa_passages")
+    load_shards(corpus_build, uri, "newsqa_passages", progress=False)
+    assert serving_collection(client, "newsqa_passages") not in (None, first)
+    assert replica.ask("Who is the director of Auckland Pride?").answers

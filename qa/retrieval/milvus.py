@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from qa.errors import IndexStoreError, InputError
 from qa.index.lexical import date_key
-from qa.index.store import IndexData
+from qa.index.store import IndexData, PassageRow
 from qa.retrieval.milvus_answering import KINDS, has_answering, publish, sync_answering
 from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 from qa.retrieval.retriever import Hits, QueryFilters
@@ -363,7 +363,7 @@ def _bring_up_to_date(
     ):
         client.drop_collection(collection, timeout=SYNC_TIMEOUT_S)
     if not client.has_collection(collection, timeout=SYNC_TIMEOUT_S):
-        _create_collection(client, collection, dimension, index_type, options)
+        create_passage_collection(client, collection, dimension, index_type, options)
     ensure_loaded(client, collection, options)
     if (
         _build_of(client, collection) == build
@@ -416,7 +416,7 @@ def _check_synced(client: MilvusClient, data: IndexData, collection: str, uri: s
         )
 
 
-def _create_collection(
+def create_passage_collection(
     client: MilvusClient, collection: str, dimension: int, index_type: str, options: ClusterOptions
 ) -> None:
     from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -466,19 +466,27 @@ def _rows(data: IndexData, ids: np.ndarray) -> Iterator[dict[str, Any]]:
     for pid, vector in zip(ids.tolist(), vectors, strict=True):
         row = data.passage_row(pid)
         article = data.article(row.article)
-        terms = _fit(" ".join(data.lexical.terms(article.body[row.start : row.end])), _TERMS_BYTES)
-        date = date_key(article.date)
-        digest = hashlib.blake2b(vector.tobytes(), digest_size=8)
-        digest.update(f"\0{terms}\0{article.outlet}\0{date}".encode())
-        place = (row.article, row.start, row.end, row.first_sentence, row.last_sentence)
-        yield dict(zip(PASSAGE_PLACE, place, strict=True)) | {
-            "passage_id": pid,
-            "vector": vector,
-            "terms": terms,
-            "outlet": article.outlet,
-            "date": date,
-            "digest": int.from_bytes(digest.digest(), "big", signed=True),
-        }
+        terms = data.lexical.terms(article.body[row.start : row.end])
+        yield passage_record(pid, vector, terms, article.outlet, article.date, row)
+
+
+def passage_record(
+    pid: int, vector: np.ndarray, terms: Sequence[str], outlet: str, date: str, row: PassageRow
+) -> dict[str, Any]:
+    """One passages-collection row, with the digest a sync compares to tell a change."""
+    text = _fit(" ".join(terms), _TERMS_BYTES)
+    day = date_key(date)
+    digest = hashlib.blake2b(np.asarray(vector, dtype=np.float32).tobytes(), digest_size=8)
+    digest.update(f"\0{text}\0{outlet}\0{day}".encode())
+    place = (row.article, row.start, row.end, row.first_sentence, row.last_sentence)
+    return dict(zip(PASSAGE_PLACE, place, strict=True)) | {
+        "passage_id": pid,
+        "vector": vector,
+        "terms": text,
+        "outlet": outlet,
+        "date": day,
+        "digest": int.from_bytes(digest.digest(), "big", signed=True),
+    }
 
 
 def _fit(terms: str, limit: int) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.index.store import IndexData
+from qa.records import Article
 from qa.retrieval.milvus_cluster import NO_OPTIONS, ClusterOptions, ensure_loaded
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def sync_answering(
 ) -> int:
     """Bring the answering collections of ``side`` up to ``data``; the number of articles written."""
     dimension = int(data.manifest["dimension"])
-    _create(client, side, dimension, options)
+    create_answering(client, side, dimension, options)
     live = np.flatnonzero(data.columns.live).astype(np.int64)
     stored = _stored_articles(client, side + ARTICLES)
     new, gone = np.setdiff1d(live, stored), np.setdiff1d(stored, live)
@@ -119,40 +120,50 @@ def publish(client: MilvusClient, side: str, collection: str) -> None:
 
 def _article_rows(data: IndexData, rows: np.ndarray, sids: Sequence[np.ndarray]) -> Iterator[dict[str, Any]]:
     for row, ids in zip(rows.tolist(), sids, strict=True):
-        article = data.article(row)
-        parts = range(0, max(len(article.body), 1), BODY_PART_CHARS)
-        if len(parts) > MAX_PARTS:
-            raise ValueError(f"article {article.doc_id!r} is longer than Milvus rows can hold")
-        for part, begin in enumerate(parts):
-            yield {
-                "key": row * MAX_PARTS + part,
-                "article": row,
-                "part": part,
-                "parts": len(parts),
-                "body": article.body[begin : begin + BODY_PART_CHARS],
-                "doc_id": _fit(article.doc_id),
-                "outlet": _fit(article.outlet),
-                "date": article.date,
-                "title": _fit(article.title),
-                "url": _fit(article.url),
-                "first_sentence": int(ids[0]) if len(ids) else -1,
-                "sentence_count": len(ids),
-                "placeholder": _PLACEHOLDER,
-            }
+        yield from article_records(row, data.article(row), int(ids[0]) if len(ids) else -1, len(ids))
+
+
+def article_records(
+    row: int, article: Article, first_sentence: int, sentence_count: int
+) -> list[dict[str, Any]]:
+    """The articles-collection rows of one article: its body in parts, its metadata on each."""
+    parts = range(0, max(len(article.body), 1), BODY_PART_CHARS)
+    if len(parts) > MAX_PARTS:
+        raise ValueError(f"article {article.doc_id!r} is longer than Milvus rows can hold")
+    return [
+        {
+            "key": row * MAX_PARTS + part,
+            "article": row,
+            "part": part,
+            "parts": len(parts),
+            "body": article.body[begin : begin + BODY_PART_CHARS],
+            "doc_id": _fit(article.doc_id),
+            "outlet": _fit(article.outlet),
+            "date": article.date,
+            "title": _fit(article.title),
+            "url": _fit(article.url),
+            "first_sentence": first_sentence,
+            "sentence_count": sentence_count,
+            "placeholder": _PLACEHOLDER,
+        }
+        for part, begin in enumerate(parts)
+    ]
 
 
 def _sentence_rows(data: IndexData, sids: np.ndarray) -> Iterator[dict[str, Any]]:
     vectors = np.asarray(data.sentence_vectors[sids], dtype=np.float32)
     for sid, vector in zip(sids.tolist(), vectors, strict=True):
         row = data.sentence_row(sid)
-        yield {
-            "sid": sid,
-            "article": row.article,
-            "start": row.start,
-            "end": row.end,
-            "vector": vector,
-            "entities": [list(e) for e in data.sentence_entities(sid)],
-        }
+        yield sentence_record(sid, row.article, row.start, row.end, vector, data.sentence_entities(sid))
+
+
+def sentence_record(
+    sid: int, article: int, start: int, end: int, vector: Any, entities: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """One sentences-collection row; entities as (start, end, label) within the sentence."""
+    entity_rows = [[int(a), int(b), str(label)] for a, b, label in entities]
+    place = {"sid": sid, "article": article, "start": start, "end": end}
+    return place | {"vector": vector, "entities": entity_rows}
 
 
 def _write_frequencies(client: MilvusClient, data: IndexData, collection: str, changed: np.ndarray) -> None:
@@ -163,9 +174,15 @@ def _write_frequencies(client: MilvusClient, data: IndexData, collection: str, c
     counted = sorted(terms)
     for start in range(0, len(counted), QUERY_ROWS):
         batch = counted[start : start + QUERY_ROWS]
-        frequencies = [(t, data.lexical.doc_freq(t)) for t in batch]
-        kept = [{"term": t, "df": n, "placeholder": _PLACEHOLDER} for t, n in frequencies if n > 0]
-        dropped = [t for t, n in frequencies if n == 0]
+        write_frequencies(client, collection, [(t, data.lexical.doc_freq(t)) for t in batch])
+
+
+def write_frequencies(client: MilvusClient, collection: str, frequencies: Sequence[tuple[str, int]]) -> None:
+    """Set each term's document frequency; a term of frequency 0 is deleted."""
+    for start in range(0, len(frequencies), QUERY_ROWS):
+        batch = frequencies[start : start + QUERY_ROWS]
+        kept = [{"term": t, "df": n, "placeholder": _PLACEHOLDER} for t, n in batch if n > 0]
+        dropped = [t for t, n in batch if n == 0]
         if kept:
             client.upsert(collection, kept, timeout=TIMEOUT_S)
         if dropped:
@@ -208,7 +225,7 @@ def _layout_differs(client: MilvusClient, side: str, dimension: int) -> bool:
     return "parts" not in names
 
 
-def _create(client: MilvusClient, side: str, dimension: int, options: ClusterOptions) -> None:
+def create_answering(client: MilvusClient, side: str, dimension: int, options: ClusterOptions) -> None:
     """Make whichever answering collections ``side`` lacks (or holds at another vector size)."""
     from pymilvus import DataType, MilvusClient
 
