@@ -24,7 +24,7 @@ made; what it embeds is embedded by the real model.
 Timings depend on the machine and its load: the figures in the results file
 say which machine and how busy.
 
-Usage: python benchmarks/bench_update.py [--sizes 10000 100000 1000000]
+Usage: python benchmarks/bench_update.py [--sizes 10000 100000 1000000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -228,6 +228,7 @@ def bench_size(passages: int, real: Embedder, tagger: EntityTagger, work: Path) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--out", type=Path, default=RESULTS / "update.json", help="where the results go")
     args = parser.parse_args(argv)
     real = Embedder()
     real.encode(["warm up"])
@@ -249,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target": "one new article at 100k passages in under 5 s; in process, less than 2x from 10k to 1M",
         "sizes": sizes,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "update.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
 
