@@ -154,7 +154,8 @@ def _delta_rows(delta: Path) -> int:
 def _fold(table: Path, delta: Path) -> None:
     """Move the rows of ``delta`` into ``table`` (a private copy) and apply its retirements."""
     with _writer(table) as db:
-        db.execute("ATTACH DATABASE ? AS delta", (_uri(delta),))
+        # A plain path: this connection was not opened to read URIs. It only reads the old delta.
+        db.execute("ATTACH DATABASE ? AS delta", (str(delta),))
         db.execute("INSERT INTO articles SELECT * FROM delta.articles")
         db.execute("UPDATE articles SET live = 0, body = '' WHERE row IN (SELECT row FROM delta.retired)")
 
