@@ -251,6 +251,37 @@ def _index(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if problems else 0
 
 
+def _verify_parser(sub: Subparsers) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "verify",
+        help="check every index file against the checksums in its manifest",
+        description="Hash every file of an index and compare it with its manifest; exit 1 on any "
+        "missing or damaged file. Loading an index checks only sizes, so damage that keeps a file's "
+        "size is found here.",
+        epilog="examples:\n  qa verify\n  qa verify --index archive-index/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-i", "--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default {DEFAULT_INDEX})"
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from qa.index.store import verify_index
+
+    problems = verify_index(args.index)
+    if args.json:
+        found = [{"file": p.name, "problem": p.problem} for p in problems]
+        print(json.dumps({"index": str(args.index), "ok": not problems, "problems": found}))
+    elif problems:
+        print("\n".join(f"{p.name}: {p.problem}" for p in problems))
+    else:
+        print(f"index {args.index}: every file matches its manifest")
+    return EXIT_ERROR if problems else 0
+
+
 def _ask_parser(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "ask",
@@ -797,6 +828,7 @@ def _train_encoder(args: argparse.Namespace) -> int:
 # its parser and the function that runs it (build_parser and main read this).
 _COMMANDS = (
     (_index_parser, _index),
+    (_verify_parser, _verify),
     (_ask_parser, _ask),
     (_eval_parser, _eval),
     (_serve_parser, _serve),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,30 @@ def test_index_command_reports_counts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "5 articles" in done.stdout
     assert "no index" in done.stderr and "Embedding" in done.stderr
+
+
+def test_verify_hashes_every_file_and_names_the_damaged_one(tmp_path: Path, bundled_index: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(bundled_index, index)
+    done = _qa("verify", "--index", str(index))
+    assert done.returncode == 0, done.stderr
+    assert "every file matches" in done.stdout
+
+    # Same size, other bytes: a load (sizes only) cannot tell; verify can.
+    damaged = index / "segments" / "000000" / "passage_vectors.npy"
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    (index / "bm25" / "meta.json").unlink()
+    done = _qa("verify", "--index", str(index), "--json")
+    assert done.returncode == 1
+    out = json.loads(done.stdout)
+    assert not out["ok"]
+    assert {p["file"]: p["problem"] for p in out["problems"]} == {
+        "bm25/meta.json": "missing",
+        "segments/000000/passage_vectors.npy": "does not match its sha256 in the manifest",
+    }
+    readable = _qa("verify", "--index", str(index))
+    assert readable.returncode == 1
+    assert "segments/000000/passage_vectors.npy: does not match its sha256" in readable.stdout
+    assert _qa("verify", "--index", str(tmp_path / "none")).returncode == 1

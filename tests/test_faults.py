@@ -28,7 +28,7 @@ from qa.corpus.folder import load_corpus
 from qa.embedding.embedder import Embedder
 from qa.engine import Engine
 from qa.errors import IndexStoreError
-from qa.index.store import MANIFEST, load_index, lock_path, read_manifest
+from qa.index.store import MANIFEST, load_index, lock_path, read_manifest, verify_index
 from qa.settings import Settings
 from qa.web.result_json import result_json
 
@@ -287,23 +287,51 @@ def _damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage", "patched"])
-def test_every_damaged_index_file_is_named_on_load(
+def test_every_damaged_index_file_is_named_by_verify(
     tmp_path: Path, built: tuple[Path, Path], how: str
 ) -> None:
     _, index = built
+    assert verify_index(index) == []
     names = [MANIFEST, *json.loads((index / MANIFEST).read_text())["files"]]
     assert "passages.faiss" in names and "bm25/meta.json" in names
     for name in names:
         copy = tmp_path / f"{how}-{name.replace('/', '_')}"
         shutil.copytree(index, copy)
         _damage(copy / name, how)
+        assert [p.name for p in verify_index(copy)] == [name]
+
+
+def test_every_truncated_index_file_is_named_on_load(tmp_path: Path, built: tuple[Path, Path]) -> None:
+    """A load hashes nothing, but sizes are checked: a cut-short file is named before it is opened."""
+    _, index = built
+    names = [MANIFEST, *json.loads((index / MANIFEST).read_text())["files"]]
+    for name in names:
+        copy = tmp_path / name.replace("/", "_")
+        shutil.copytree(index, copy)
+        _damage(copy / name, "truncated")
         with pytest.raises(IndexStoreError, match=name.replace(".", r"\.")):
+            load_index(copy)
+
+
+@pytest.mark.parametrize("how", ["zeroed", "garbage", "patched"])
+def test_a_load_of_a_damaged_file_of_the_right_size_fails_cleanly_or_loads(
+    tmp_path: Path, built: tuple[Path, Path], how: str
+) -> None:
+    """What a load cannot see without hashing never escapes as anything but IndexStoreError."""
+    _, index = built
+    for name in json.loads((index / MANIFEST).read_text())["files"]:
+        copy = tmp_path / f"{how}-{name.replace('/', '_')}"
+        shutil.copytree(index, copy)
+        _damage(copy / name, how)
+        with contextlib.suppress(IndexStoreError):
             load_index(copy)
 
 
 @pytest.mark.parametrize(
     ("name", "how"),
-    [("articles.sqlite", "patched"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
+    # Loads hash nothing (qa verify does), so the damage here is of the kinds a load sees:
+    # a size, a file its reader refuses, a manifest.
+    [("articles.sqlite", "truncated"), ("passages.faiss", "zeroed"), (MANIFEST, "truncated")],
 )
 def test_a_damaged_index_is_rebuilt_with_a_notice_naming_the_file(
     tmp_path: Path, built: tuple[Path, Path], baseline: list[list[dict]], name: str, how: str

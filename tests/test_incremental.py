@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qa.index.articles
 import qa.index.dense
+import qa.index.update
 import qa.retrieval.retriever
 from qa.answer.reader import Reader
 from qa.checksum import file_sha256
@@ -26,8 +28,10 @@ from qa.embedding.embedder import Embedder
 from qa.embedding.packaged import DEFAULT_MODEL
 from qa.engine import Engine
 from qa.errors import InputError
+from qa.index.articles import DELTA_FILE
+from qa.index.dense import search_dense
 from qa.index.split import make_passages, split_sentences
-from qa.index.store import IndexData, IndexSpec, build_index, load_index
+from qa.index.store import IndexData, IndexSpec, build_index, load_index, verify_index
 from qa.index.update import COMPACT_SHARE, UpdateReport, update_index
 from qa.retrieval.retriever import LocalRetriever, PassageFilter, QueryFilters
 from qa.settings import Settings
@@ -146,7 +150,8 @@ def test_an_added_article_is_the_only_one_embedded(
     embedder.texts = 0
     report = _update(corpus, index, embedder)
     assert (report.added, report.edited, report.removed) == (1, 0, 0)
-    data = load_index(index)  # checks every size and checksum, and the counts
+    data = load_index(index)  # checks every size and the counts
+    assert verify_index(index) == []  # and every checksum
     sentences, passages = _texts(data, ADDED)
     assert embedder.texts == sentences + passages
     counts = data.manifest["counts"]
@@ -158,6 +163,61 @@ def test_an_added_article_is_the_only_one_embedded(
     for name in ("segments/000000/sentence_vectors.npy", "segments/000000/passages.npy"):
         assert data.manifest["files"][name] == old_files[name]
         assert file_sha256(index / name) == old_files[name][1]
+
+
+def test_a_small_update_shares_the_dense_file_and_a_large_one_folds_it_in(
+    work: tuple[Path, Path], embedder: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, index = work
+    before = json.loads((index / "manifest.json").read_text())
+    shutil.copy(CORPUS / f"{ADDED}.txt", corpus / f"{ADDED}.txt")
+    _update(corpus, index, embedder)
+    data = load_index(index)
+    # The file is the previous index's, unread and unhashed; the new passages come from their segment.
+    assert data.manifest["files"]["passages.faiss"] == before["files"]["passages.faiss"]
+    assert data.manifest["dense_folded"] == before["counts"]["passages"] < len(data.passages)
+    assert data.dense.ntotal == len(data.passages)
+    assert {p for p, _ in search_dense(data.dense, data.sentence_vectors[0], 1000)} == set(
+        range(len(data.passages))
+    )
+    assert verify_index(index) == []
+
+    monkeypatch.setattr(qa.index.update, "FOLD_PASSAGES", 0)
+    (corpus / "more.txt").write_text(TINY.replace("library", "pool"), encoding="utf-8")
+    _update(corpus, index, embedder)
+    folded = load_index(index)
+    assert folded.manifest["dense_folded"] == len(folded.passages) == folded.dense.ntotal
+    assert folded.manifest["files"]["passages.faiss"] != before["files"]["passages.faiss"]
+    assert verify_index(index) == []
+
+
+def test_an_update_writes_a_small_article_delta_and_folds_it_in_when_large(
+    work: tuple[Path, Path], embedder: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, index = work
+    before = load_index(index)
+    old_row = before.store.row_of("tiny")
+    assert old_row is not None
+    shutil.copy(CORPUS / f"{ADDED}.txt", corpus / f"{ADDED}.txt")
+    (corpus / "tiny.txt").write_text(TINY.replace("library", "pool"), encoding="utf-8")
+    _update(corpus, index, embedder)
+    data = load_index(index)
+    # The table is the previous index's; the added and retired rows are in the delta.
+    assert data.manifest["files"]["articles.sqlite"] == before.manifest["files"]["articles.sqlite"]
+    assert (index / DELTA_FILE).stat().st_size < (index / "articles.sqlite").stat().st_size
+    assert data.article(old_row).body == "", "a retired row's text is never served"
+    assert "pool" in data.article_by_id("tiny").body
+    assert sorted(data.live_articles()) == sorted([*BASE, ADDED, "tiny"])
+
+    monkeypatch.setattr(qa.index.articles, "DELTA_MAX_ROWS", 0)
+    (corpus / f"{BASE[2]}.txt").unlink()
+    _update(corpus, index, embedder)
+    folded = load_index(index)
+    assert not (index / DELTA_FILE).exists()
+    assert folded.article(old_row).body == ""
+    assert sorted(folded.live_articles()) == sorted([*BASE[:2], ADDED, "tiny"])
+    assert folded.manifest["counts"]["article_rows"] == len(folded.columns.live) == 6
+    assert verify_index(index) == []
 
 
 def test_answers_after_update_equal_a_full_rebuild(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import qa.index.store
 from qa.embedding.embedder import Embedder
 from qa.engine import Engine
 from qa.errors import ModelError
@@ -82,3 +83,18 @@ def test_interrupted_build_keeps_the_previous_index(tmp_path: Path) -> None:
     assert (index / "manifest.json").read_text() == before
     assert load_index(index).manifest["counts"]["articles"] == 2
     assert [p.name for p in tmp_path.iterdir() if "building" in p.name] == []
+
+
+def test_opening_an_index_hashes_no_file(
+    tmp_path: Path, bundled_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start costs the files it reads, not a sha256 of every byte (qa verify does that)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(bundled_index, copy)
+
+    def no_hashing(path: Path) -> str:
+        raise AssertionError(f"{path} hashed at load")
+
+    monkeypatch.setattr(qa.index.store, "file_sha256", no_hashing)
+    Engine.open(CORPUS, copy, progress=False)
+    assert load_index(copy).manifest["counts"]["articles"] == 5

@@ -8,6 +8,13 @@ offset pointing at the text it was computed from while no dead text can be
 served. A query reads only the bodies it cites, through a small cache, so
 opening an index costs one query for the metadata columns, not a read of the
 whole corpus.
+
+An update does not copy the whole table: ``articles.sqlite`` stays shared
+with the previous index (a hard link, never written) while the rows added
+since, and the rows retired since, go into a small ``articles-delta.sqlite``
+that each update copies and extends; reads see both as one table. When the
+delta passes :data:`DELTA_MAX_ROWS` an update folds it into a new
+``articles.sqlite``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +42,22 @@ ARTICLES_FILE = "articles.sqlite"
 # article of recent questions without holding a large archive's bodies.
 _CACHE_ARTICLES = 256
 _COLUMNS = "doc_id, body, outlet, date, title, url"
+DELTA_FILE = "articles-delta.sqlite"
+# Rows (added and retired) the delta may hold before an update folds it into
+# articles.sqlite. Each update copies and hashes the delta, so its size is
+# paid on every update; a fold copies and hashes the whole table (about
+# 150 MB at 1M passages, a second here). At about 3 kB a row, 2,000 rows are
+# 6 MB (tens of milliseconds), and a fold comes once per 2,000 changed articles.
+DELTA_MAX_ROWS = 2_000
+# Every read goes through the view ``every``: the table, plus the delta when
+# there is one, with the rows the delta retired dead and their bodies blank.
+_ARM = "SELECT row, doc_id, {body} AS body, outlet, date, title, url, digest, {live} AS live FROM {table}"
+_RETIRED = "row IN (SELECT row FROM delta.retired)"
+_ONE_TABLE = "CREATE TEMP VIEW every AS " + _ARM.format(body="body", live="live", table="main.articles")
+_WITH_DELTA = "CREATE TEMP VIEW every AS " + " UNION ALL ".join(
+    _ARM.format(body=f"CASE WHEN {_RETIRED} THEN '' ELSE body END", live=f"live AND NOT {_RETIRED}", table=t)
+    for t in ("main.articles", "delta.articles")
+)
 
 
 def article_digest(article: Article) -> str:
@@ -89,29 +114,78 @@ def retire_articles(path: Path, rows: Iterable[int]) -> None:
         db.executemany("UPDATE articles SET live = 0, body = '' WHERE row = ?", ((r,) for r in rows))
 
 
-def live_digests(path: Path) -> dict[str, tuple[int, str]]:
-    """doc_id -> (row, digest) of every live article: what an update diffs the corpus against."""
-    with _reader(path) as db:
-        return {d: (r, g) for r, d, g in db.execute("SELECT row, doc_id, digest FROM articles WHERE live")}
+def stage_articles(
+    old_dir: Path, new_dir: Path, first_row: int, retired: Sequence[int], articles: Sequence[Article]
+) -> None:
+    """Write ``new_dir``'s article files: ``old_dir``'s, less ``retired`` rows, plus ``articles``.
+
+    The rows go into a copy of the old delta, ``articles.sqlite`` being
+    linked, until the delta would pass :data:`DELTA_MAX_ROWS`; then
+    everything is folded into a copy of ``articles.sqlite``.
+    """
+    old_delta, delta = old_dir / DELTA_FILE, new_dir / DELTA_FILE
+    held = _delta_rows(old_delta) if old_delta.exists() else 0
+    if held + len(retired) + len(articles) > DELTA_MAX_ROWS:
+        table = new_dir / ARTICLES_FILE
+        shutil.copyfile(old_dir / ARTICLES_FILE, table)
+        if old_delta.exists():
+            _fold(table, old_delta)
+        retire_articles(table, retired)
+        add_articles(table, first_row, articles)
+        return
+    os.link(old_dir / ARTICLES_FILE, new_dir / ARTICLES_FILE)
+    if old_delta.exists():
+        shutil.copyfile(old_delta, delta)
+    else:
+        create_article_table(delta)
+        with _writer(delta) as db:
+            db.execute("CREATE TABLE retired (row INTEGER PRIMARY KEY)")
+    with _writer(delta) as db:
+        db.executemany("INSERT INTO retired VALUES (?)", ((r,) for r in retired))
+    add_articles(delta, first_row, articles)
+
+
+def _delta_rows(delta: Path) -> int:
+    """The rows, added and retired, that ``delta`` holds."""
+    with contextlib.closing(sqlite3.connect(_uri(delta), uri=True)) as db:
+        return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("articles", "retired"))
+
+
+def _fold(table: Path, delta: Path) -> None:
+    """Move the rows of ``delta`` into ``table`` (a private copy) and apply its retirements."""
+    with _writer(table) as db:
+        # A plain path: this connection was not opened to read URIs. It only reads the old delta.
+        db.execute("ATTACH DATABASE ? AS delta", (str(delta),))
+        db.execute("INSERT INTO articles SELECT * FROM delta.articles")
+        db.execute("UPDATE articles SET live = 0, body = '' WHERE row IN (SELECT row FROM delta.retired)")
+
+
+def live_digests(folder: Path) -> dict[str, tuple[int, str]]:
+    """doc_id -> (row, digest) of every live article of the index ``folder``: what an update diffs against."""
+    db = _connect(folder)
+    try:
+        return {d: (r, g) for r, d, g in db.execute("SELECT row, doc_id, digest FROM every WHERE live")}
+    finally:
+        db.close()
 
 
 class ArticleStore:
     """Read-only access to ``articles.sqlite``, safe to share between threads.
 
-    One connection, opened immutable (the file is never written after the
-    index swaps in: an update writes a copy), serialised by a lock; bodies
-    are fetched on demand and the last few hundred kept.
+    One connection, opened immutable (the files are never written after the
+    index swaps in: an update links or copies them), serialised by a lock;
+    bodies are fetched on demand and the last few hundred kept.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(_uri(path), uri=True, check_same_thread=False)
+    def __init__(self, folder: Path) -> None:
+        self._db = _connect(folder)
         self._lock = threading.Lock()
         self._cached_row = functools.lru_cache(maxsize=_CACHE_ARTICLES)(self._fetch_row)
 
     def columns(self) -> ArticleColumns:
         """Outlet, date and liveness of every row, in row order."""
         with self._lock:
-            rows = self._db.execute("SELECT row, outlet, date, live FROM articles ORDER BY row").fetchall()
+            rows = self._db.execute("SELECT row, outlet, date, live FROM every ORDER BY row").fetchall()
         if any(row != i for i, (row, _, _, _) in enumerate(rows)):
             raise ValueError("article rows are not numbered 0..n-1")
         return ArticleColumns(
@@ -127,22 +201,20 @@ class ArticleStore:
     def row_of(self, doc_id: str) -> int | None:
         """The live row of ``doc_id``, or None when no live article has that id."""
         with self._lock:
-            found = self._db.execute(
-                "SELECT row FROM articles WHERE doc_id = ? AND live", (doc_id,)
-            ).fetchone()
+            found = self._db.execute("SELECT row FROM every WHERE doc_id = ? AND live", (doc_id,)).fetchone()
         return None if found is None else int(found[0])
 
     def live_ids(self) -> list[str]:
         """doc_ids of the live articles, in row order."""
         with self._lock:
-            return [d for (d,) in self._db.execute("SELECT doc_id FROM articles WHERE live ORDER BY row")]
+            return [d for (d,) in self._db.execute("SELECT doc_id FROM every WHERE live ORDER BY row")]
 
     def close(self) -> None:
         self._db.close()
 
     def _fetch_row(self, row: int) -> Article:
         with self._lock:
-            found = self._db.execute(f"SELECT {_COLUMNS} FROM articles WHERE row = ?", (row,)).fetchone()
+            found = self._db.execute(f"SELECT {_COLUMNS} FROM every WHERE row = ?", (row,)).fetchone()
         if found is None:
             raise KeyError(row)
         return Article(*found)
@@ -176,13 +248,19 @@ def _uri(path: Path) -> str:
     return f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1"
 
 
-@contextlib.contextmanager
-def _reader(path: Path) -> Iterator[sqlite3.Connection]:
-    db = sqlite3.connect(_uri(path), uri=True)
+def _connect(folder: Path) -> sqlite3.Connection:
+    """A read-only connection to ``folder``'s articles and delta, read through the view ``every``."""
+    db = sqlite3.connect(_uri(folder / ARTICLES_FILE), uri=True, check_same_thread=False)
     try:
-        yield db
-    finally:
+        if (folder / DELTA_FILE).exists():
+            db.execute("ATTACH DATABASE ? AS delta", (_uri(folder / DELTA_FILE),))
+            db.execute(_WITH_DELTA)
+        else:
+            db.execute(_ONE_TABLE)
+    except BaseException:
         db.close()
+        raise
+    return db
 
 
 @contextlib.contextmanager

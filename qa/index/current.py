@@ -39,7 +39,6 @@ from qa.index.folder import (
 from qa.index.store import (
     CORPUS_CHANGED,
     CorpusRecord,
-    FileStamp,
     IndexData,
     IndexSpec,
     build_index,
@@ -220,7 +219,7 @@ def _load_or_update(
             data = load_index(index_dir)
             note(f"could not update the index in {index_dir} ({exc}); {_ANSWERING_FROM_OLD}")
             return data
-        data = load_index(index_dir, report.files)
+        data = load_index(index_dir)
         if decision.corpus_changed:
             note(report.summary())
         return data
@@ -253,7 +252,7 @@ def _build(
 ) -> IndexData:
     loaded = corpus.articles()
     with build_embedder(embedder, ray_address) as encoder:
-        files: dict[str, FileStamp] = build_index(
+        build_index(
             index_dir,
             loaded.articles,
             spec,
@@ -264,7 +263,7 @@ def _build(
             reader=reader,
             corpus=corpus.record(),
         )
-    data = load_index(index_dir, files)
+    data = load_index(index_dir)
     note(
         f"indexed {len(loaded.articles)} article(s), skipped {loaded.skipped}; "
         f"{data.manifest['counts']['passages']} passages"

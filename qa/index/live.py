@@ -28,8 +28,9 @@ from qa.index.store import IndexData, load_index, read_manifest
 
 Note = Callable[[str], None]
 # A reload that failed is tried again after the check interval, then after
-# twice as long each time it fails again, up to this: a damaged index is
-# checksummed on every try, which at 100k passages costs a second of CPU.
+# twice as long each time it fails again, up to this: each try reads the
+# damaged index's arrays, FAISS and tantivy files again (a second of CPU at
+# 100k passages).
 _MAX_RETRY_SECONDS = 60.0
 
 

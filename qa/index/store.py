@@ -8,10 +8,14 @@ Layout of an index folder (schema 5)::
     articles.sqlite        one row per article version: body, metadata, digest, live
                            flag (qa.index.articles); a row number is the article id
                            the arrays below refer to
+    articles-delta.sqlite  where there is one: rows added and retired since articles.sqlite
+                           was last written, read as one table with it
     segments/000000/       the rows a build or update added (qa.index.segments): sentences,
     segments/000001/...    passages, their vectors and named entities; global ids
                            continue from one segment to the next
-    passages.faiss         FAISS IDMap index of passage vectors, ids = global passage ids
+    passages.faiss         FAISS IDMap index of passage vectors, ids = global passage ids;
+                           the manifest's ``dense_folded`` says how many ids it has seen,
+                           and passages past that are added from their segments at load
     bm25/                  tantivy index of passage text, outlet and date
 
 Articles removed or edited since a passage was indexed are dead: their rows
@@ -28,7 +32,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faiss
 import numpy as np
@@ -303,18 +307,19 @@ def stale_reasons(manifest: dict[str, Any], spec: IndexSpec) -> list[str]:
     return [label for key, label in labels.items() if built.get(key) != getattr(spec, key)]
 
 
-def load_index(index_dir: Path, verified: Mapping[str, FileStamp] | None = None) -> IndexData:
-    """Load and check an index folder.
+def load_index(index_dir: Path) -> IndexData:
+    """Load and check an index folder, without hashing its files.
 
-    Args:
-        index_dir: the index folder.
-        verified: files this process has just written (from :func:`build_index`
-            or an update) by name; one whose inode, size and mtime still match
-            is not hashed again.
+    A start must not cost a read of every byte (seconds at 1M passages), so
+    the checks here are the cheap ones: the manifest's own checksum, every
+    listed file present at its recorded size, each file readable, the counts.
+    File checksums are computed when a build or update writes a file and
+    checked in full by :func:`verify_index` (``qa verify``); damage that keeps
+    a file's size is found there.
 
     Raises:
         IndexStoreError: a file is missing, truncated or inconsistent with the
-            manifest. The message says which.
+            manifest, or cannot be read. The message says which.
     """
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
@@ -323,20 +328,20 @@ def load_index(index_dir: Path, verified: Mapping[str, FileStamp] | None = None)
     if manifest.get("manifest_sha256") != _manifest_digest(manifest):
         raise IndexStoreError(f"{MANIFEST} does not match its own checksum")
     try:
-        # Checked before any file is opened: a damaged tantivy or FAISS file
-        # can crash its reader instead of raising.
-        files = _check_files(index_dir, manifest["files"], verified or {})
+        # Checked before any file is opened: a truncated tantivy or FAISS
+        # file can crash its reader instead of raising.
+        files = _check_files(index_dir, manifest["files"])
         counts = manifest["counts"]
         dimension = manifest["dimension"]
-        store = ArticleStore(index_dir / ARTICLES_FILE)
-        columns = store.columns()
+        store, columns = _named(ARTICLES_FILE, lambda: _open_articles(index_dir))
         segments = load_segments(index_dir, manifest["segments"], dimension)
         owners = segments.passages[:, 0]
         if len(owners) and not 0 <= int(owners.min()) <= int(owners.max()) < len(columns.live):
             raise IndexStoreError("passages.npy refers to articles that articles.sqlite does not hold")
         live = columns.live[owners]
-        dense = load_dense_index(index_dir / DENSE_FILE)
-        lexical = LexicalIndex(index_dir / LEXICAL_DIR)
+        dense = _named(DENSE_FILE, lambda: load_dense_index(index_dir / DENSE_FILE))
+        add_pending(dense, segments, manifest.get("dense_folded", len(segments.passages)))
+        lexical = _named(LEXICAL_DIR, lambda: LexicalIndex(index_dir / LEXICAL_DIR))
         found = {
             "articles": int(columns.live.sum()),
             "article_rows": len(columns.live),
@@ -374,10 +379,25 @@ def load_index(index_dir: Path, verified: Mapping[str, FileStamp] | None = None)
     return IndexData(manifest, store, columns, segments, live, dense, lexical, files)
 
 
-def _check_files(
-    index_dir: Path, listed: dict[str, list[Any]], verified: Mapping[str, FileStamp]
-) -> dict[str, FileStamp]:
-    """Check every listed file's size and sha256; their stamps, for an update to reuse."""
+def add_pending(dense: faiss.Index, segments: SegmentArrays, folded: int) -> None:
+    """Add to ``dense`` the passages with ids from ``folded`` on, which its file does not hold.
+
+    An update that adds a few passages leaves ``passages.faiss`` as it was
+    (shared with the previous index, not rewritten and re-hashed whole) and
+    records how many passage ids the file has seen; the rest are added from
+    their segments' stored vectors here, as every load reads them anyway.
+    """
+    ids = np.arange(folded, len(segments.passages), dtype=np.int64)
+    if len(ids):
+        dense.add_with_ids(np.ascontiguousarray(segments.passage_vectors[ids], dtype=np.float32), ids)
+
+
+def _check_files(index_dir: Path, listed: dict[str, list[Any]]) -> dict[str, FileStamp]:
+    """Check every listed file is present at its recorded size; their stamps, for an update to reuse.
+
+    A stamp carries the recorded digest: an update keeps it for a file it
+    hard-links unchanged, and hashes only the files it writes.
+    """
     stamps = {}
     for name, (size, digest) in listed.items():
         path = index_dir / name
@@ -386,10 +406,62 @@ def _check_files(
         stamp = FileStamp.of(path, digest)
         if stamp.size != size:
             raise IndexStoreError(f"{name} is {stamp.size} bytes, manifest says {size}")
-        if verified.get(name) != stamp and file_sha256(path) != digest:
-            raise IndexStoreError(f"{name} does not match its checksum in the manifest")
         stamps[name] = stamp
     return stamps
+
+
+T = TypeVar("T")
+
+
+def _named(name: str, read: Callable[[], T]) -> T:
+    """``read()``, with any failure reported as an IndexStoreError naming the file ``name``."""
+    try:
+        return read()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    # A damaged file surfaces as many exception types; tantivy's Rust panics
+    # arrive as pyo3's PanicException, which derives from BaseException.
+    except BaseException as exc:
+        raise IndexStoreError(f"{name} is unreadable: {exc}") from exc
+
+
+def _open_articles(index_dir: Path) -> tuple[ArticleStore, ArticleColumns]:
+    store = ArticleStore(index_dir)
+    return store, store.columns()
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file of an index that is missing or differs from what the manifest recorded."""
+
+    name: str
+    problem: str
+
+
+def verify_index(index_dir: Path) -> list[FileProblem]:
+    """Hash every file of ``index_dir`` against the manifest: what :func:`load_index` leaves out.
+
+    Returns:
+        Each file that is missing, of another size or another sha256 (the
+        manifest itself when it is unreadable or fails its own checksum);
+        empty for a whole index.
+    """
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir)
+    if manifest is None or not isinstance(manifest.get("files"), dict):
+        return [FileProblem(MANIFEST, "missing or unreadable")]
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        return [FileProblem(MANIFEST, "does not match its own checksum")]
+    problems = []
+    for name, (size, digest) in sorted(manifest["files"].items()):
+        path = index_dir / name
+        if not path.is_file():
+            problems.append(FileProblem(name, "missing"))
+        elif path.stat().st_size != size:
+            problems.append(FileProblem(name, f"{path.stat().st_size} bytes, manifest says {size}"))
+        elif file_sha256(path) != digest:
+            problems.append(FileProblem(name, "does not match its sha256 in the manifest"))
+    return problems
 
 
 def build_index(
@@ -414,7 +486,7 @@ def build_index(
     depend on them. ``tagger`` finds named entities (spaCy's, by default).
 
     Returns:
-        The files written, for :func:`load_index` to skip hashing again
+        The files written and their sha256, computed as they were written
         (empty when an index built by another process was kept).
 
     Raises:
@@ -458,6 +530,7 @@ def build_index(
                 "spec": asdict(spec),
                 "dimension": int(segment.passage_vectors.shape[1]),
                 "dense_factory": choose_factory(passages),
+                "dense_folded": passages,
                 "entity_model": tagger.version,
                 "reader": reader,
                 "corpus": asdict(corpus) if corpus else None,

@@ -11,10 +11,11 @@ by dense searches until the dead share of ``passages.faiss`` passes
 passage vectors of live passages (no re-embedding).
 
 The new index is a complete folder swapped in atomically like a build: its
-unchanged files (old segments, tantivy segment files) are hard links to the
+unchanged files (old segments, tantivy segment files, and ``passages.faiss``
+until :data:`FOLD_PASSAGES` passages wait outside it) are hard links to the
 previous index's, which nothing writes in place; only the article table,
-the FAISS file, tantivy's new files and the manifest are written. A kill at
-any point leaves the previous index whole.
+tantivy's new files, the new segment and the manifest are written, and only
+they are hashed. A kill at any point leaves the previous index whole.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import faiss
 import numpy as np
 
 from qa.embedding.encoder import Encoder
 from qa.errors import IndexStoreError
-from qa.index.articles import ARTICLES_FILE, add_articles, article_digest, live_digests, retire_articles
+from qa.index.articles import ARTICLES_FILE, DELTA_FILE, article_digest, live_digests, stage_articles
 from qa.index.dense import EXACT_FACTORY, build_dense_index, choose_factory, needs_retype, save_dense_index
 from qa.index.entities import EntityTagger
 from qa.index.folder import locked, staged
@@ -59,10 +62,20 @@ from qa.records import Article
 # work, and a rebuild happens only after a fifth of the archive has been
 # replaced, so its cost is spread over many updates.
 COMPACT_SHARE = 0.2
-# Files an update writes anew rather than sharing with the previous index.
+# Passages an update may leave out of ``passages.faiss`` (every load adds them
+# from their segments: qa.index.store.add_pending) before one rewrites it.
+# Rewriting costs a write and a sha256 of the whole file (about 400 MB at 1M
+# passages, over a second here); adding 2,000 vectors at load costs a copy
+# for a flat index and, for an inverted file of 4096 cells, assigning each to
+# its cell, about 3 GFLOP (tens of milliseconds on 2 cores). So a one-article
+# update (10 passages) shares the file, and about 200 of them share one rewrite.
+FOLD_PASSAGES = 2_000
+# Files an update writes anew rather than sharing with the previous index
+# (the article files are linked or copied by qa.index.articles.stage_articles;
+# ``passages.faiss`` is rewritten when it folds pending passages in: unlinked first).
 # tantivy replaces meta.json and .managed.json on commit; copies guarantee
 # that nothing written to them can reach the previous index's inodes.
-_REWRITTEN = (ARTICLES_FILE, DENSE_FILE)
+_REWRITTEN = (ARTICLES_FILE, DELTA_FILE)
 _COPIED = (f"{LEXICAL_DIR}/meta.json", f"{LEXICAL_DIR}/.managed.json")
 
 
@@ -165,7 +178,7 @@ def update_index(
         if reasons not in ([], [CORPUS_CHANGED]):
             raise IndexStoreError(f"the index cannot be updated ({', '.join(reasons)})")
         marks = {"load": time.perf_counter()}
-        diff = diff_corpus(live_digests(index_dir / ARTICLES_FILE), articles)
+        diff = diff_corpus(live_digests(index_dir), articles)
         marks["diff"] = time.perf_counter()
         stored_corpus = old.manifest.get("corpus") or {}
         if diff.empty and not reasons and corpus is not None and stored_corpus == asdict(corpus):
@@ -173,11 +186,11 @@ def update_index(
             return UpdateReport(0, 0, 0, False, marks["diff"] - started, {}, old.files)
         with staged(index_dir) as tmp:
             result = _write_update(index_dir, tmp, old, diff, spec, embedder, tagger, progress, marks, note)
-            compacted, counts, segments, factory = result
+            compacted, counts, segments, dense_fields = result
             header = {
                 "spec": asdict(spec),
                 "dimension": old.manifest["dimension"],
-                "dense_factory": factory,
+                **dense_fields,
                 "entity_model": old.manifest["entity_model"],
                 "reader": old.manifest.get("reader"),
                 "corpus": asdict(corpus) if corpus else stored_corpus or None,
@@ -206,8 +219,11 @@ def _write_update(
     progress: bool,
     marks: dict[str, float],
     note: Callable[[str], None] | None,
-) -> tuple[bool, dict[str, int], list[str], str]:
-    """Write the updated index into ``tmp``; returns (compacted, counts, segment names, dense factory)."""
+) -> tuple[bool, dict[str, int], list[str], dict[str, Any]]:
+    """Write the updated index into ``tmp``; returns (compacted, counts, segment names, dense fields).
+
+    The dense fields are the manifest's ``dense_factory`` and ``dense_folded``.
+    """
     segments = list(old.manifest["segments"])
     rows = len(old.columns.live)
     segment: WrittenSegment | None = None
@@ -232,18 +248,44 @@ def _write_update(
             place = shutil.copyfile if name in _COPIED else os.link
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             place(index_dir / name, tmp / name)
-    shutil.copyfile(index_dir / ARTICLES_FILE, tmp / ARTICLES_FILE)
-    retire_articles(tmp / ARTICLES_FILE, diff.retired_rows)
-    add_articles(tmp / ARTICLES_FILE, rows, diff.new)
+    stage_articles(index_dir, tmp, rows, diff.retired_rows, diff.new)
 
     dead = np.flatnonzero(np.isin(old.passage_articles, diff.retired_rows) & old.live)
     live = old.live.copy()
     live[dead] = False
     new_ids = segment.passage_ids if segment else np.zeros(0, dtype=np.int64)
     live = np.concatenate([live, np.ones(len(new_ids), dtype=bool)])
+    dense, compacted, dense_fields = _write_dense(tmp, old, segment, live, progress)
+    docs: Sequence[LexicalDoc] = segment.lexical_docs if segment else ()
+    update_lexical_index(tmp / LEXICAL_DIR, dead.tolist(), docs)
+    marks["write"] = time.perf_counter()
+
+    counts = {
+        "articles": int(old.columns.live.sum()) - len(diff.retired_rows) + len(diff.new),
+        "article_rows": rows + len(diff.new),
+        "sentences": len(old.sentences) + (segment.sentences if segment else 0),
+        "passages": len(live),
+        "live_passages": int(live.sum()),
+        "dense": int(dense.ntotal),
+    }
+    return compacted, counts, segments, dense_fields
+
+
+def _write_dense(
+    tmp: Path, old: IndexData, segment: WrittenSegment | None, live: np.ndarray, progress: bool
+) -> tuple[faiss.Index, bool, dict[str, Any]]:
+    """The dense index after the update, written to ``tmp`` only when due.
+
+    ``tmp`` holds a link to the previous ``passages.faiss``; the new segment's
+    passages are added in memory and left for loads to add again until
+    :data:`FOLD_PASSAGES` wait, or a compaction or re-typing rebuilds the index.
+
+    Returns:
+        The index, whether it was rebuilt, and its manifest fields.
+    """
     dense = old.dense
     if segment is not None:
-        dense.add_with_ids(segment.passage_vectors, new_ids)
+        dense.add_with_ids(segment.passage_vectors, segment.passage_ids)
     compacted = dense.ntotal > 0 and (dense.ntotal - int(live.sum())) / dense.ntotal > COMPACT_SHARE
     # Grown past the exact-search size (or far enough that the cells no
     # longer fit): re-typed from the stored vectors, as a compaction is.
@@ -257,17 +299,9 @@ def _write_update(
         if segment is not None:
             vectors = np.concatenate([vectors, segment.passage_vectors])
         dense = build_dense_index(vectors, factory, progress, ids=kept)
-    save_dense_index(dense, tmp / DENSE_FILE)
-    docs: Sequence[LexicalDoc] = segment.lexical_docs if segment else ()
-    update_lexical_index(tmp / LEXICAL_DIR, dead.tolist(), docs)
-    marks["write"] = time.perf_counter()
-
-    counts = {
-        "articles": int(old.columns.live.sum()) - len(diff.retired_rows) + len(diff.new),
-        "article_rows": rows + len(diff.new),
-        "sentences": len(old.sentences) + (segment.sentences if segment else 0),
-        "passages": len(live),
-        "live_passages": int(live.sum()),
-        "dense": int(dense.ntotal),
-    }
-    return compacted, counts, segments, factory
+    folded = old.manifest.get("dense_folded", len(old.passages))
+    if compacted or len(live) - folded > FOLD_PASSAGES:
+        (tmp / DENSE_FILE).unlink()  # a link to the previous index's file, which must stay as it is
+        save_dense_index(dense, tmp / DENSE_FILE)
+        folded = len(live)
+    return dense, compacted, {"dense_factory": factory, "dense_folded": folded}
