@@ -26,7 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_retrieval import DIMENSION, OUTLETS, QUERIES, _synthetic_words  # noqa: E402
-from common import latency_stats  # noqa: E402
+from common import latency_stats, milvus_machine  # noqa: E402
 
 from qa.index.entities import EntityTagger  # noqa: E402
 from qa.index.store import IndexData, IndexSpec, build_index, load_index  # noqa: E402
@@ -296,17 +295,10 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from importlib.metadata import version
-
+    note = "shared 2-core machine with other jobs running: compare ratios within this run"
     results: dict[str, object] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "pymilvus": version("pymilvus"),
-            "milvus_lite": version("milvus-lite"),
-            "note": "shared 2-core machine with other jobs running: compare ratios within this run",
-        },
+        "machine": milvus_machine(note),
     }
     with tempfile.TemporaryDirectory() as tmp:
         results["bundled"] = bench_bundled(args.repeats, Path(tmp))

@@ -31,7 +31,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import latency_stats  # noqa: E402
+from common import latency_stats, milvus_machine  # noqa: E402
 
 # Run in a fresh process per size: what a replica's start costs, with nothing cached.
 _OPEN_REPLICA = """
@@ -196,17 +195,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="times each dev question is asked (default 3)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from importlib.metadata import version
-
     results: dict[str, object] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "pymilvus": version("pymilvus"),
-            "milvus_lite": version("milvus-lite"),
-            "note": "shared 2-core machine with other jobs running: compare within this run",
-        },
+        "machine": milvus_machine("shared 2-core machine with other jobs running: compare within this run"),
     }
     with tempfile.TemporaryDirectory() as tmp:
         results["bundled"] = bench_bundled(Path(tmp), args.repeats)

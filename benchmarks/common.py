@@ -1,7 +1,10 @@
-"""Helpers the benchmark scripts share: process memory and latency summaries."""
+"""Helpers the benchmark scripts share: process memory, latency summaries, the machine a run was on."""
 
 from __future__ import annotations
 
+import os
+import platform
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -33,4 +36,15 @@ def latency_stats(samples_ms: list[float]) -> dict[str, float]:
     return {
         "median_ms": round(float(np.median(samples_ms)), 3),
         "p95_ms": round(float(np.percentile(samples_ms, 95)), 3),
+    }
+
+
+def milvus_machine(note: str) -> dict[str, object]:
+    """The machine and Milvus client versions of a milvus-lite run, with a note on how to read it."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "pymilvus": version("pymilvus"),
+        "milvus_lite": version("milvus-lite"),
+        "note": note,
     }

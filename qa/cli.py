@@ -702,12 +702,9 @@ def _load_shards_parser(sub: Subparsers) -> argparse.ArgumentParser:
 
 
 def _load_shards(args: argparse.Namespace) -> int:
-    from qa.retrieval.milvus import check_target
     from qa.retrieval.shard_load import load_shards
 
-    options = _cluster(args)
-    check_target(args.uri, args.collection, options)
-    report = load_shards(args.out, args.uri, args.collection, options, note=print_note)
+    report = load_shards(args.out, args.uri, args.collection, _cluster(args), note=print_note)
     print(
         f"{args.out}: {report.articles:,} articles, {report.sentences:,} sentences, {report.passages:,} "
         f"passages and {report.terms:,} terms loaded in {report.seconds:.1f} s"

@@ -39,6 +39,18 @@ def two_article_corpus(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray of 2 CPUs for a module's tests that run jobs, stopped when they are done."""
+    ray = pytest.importorskip("ray", reason="the optional extra: pip install 'newsqa[scale]'")
+    from qa.embedding.ray_job import connect
+
+    started = connect("local", num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a real index of the bundled corpus, built once."""

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
 QUESTIONS = ROOT / "data" / "eval" / "questions.jsonl"
 
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray of 2 CPUs for the tests that run jobs, stopped when they are done."""
-    started = connect("local", num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _texts() -> list[str]:

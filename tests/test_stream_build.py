@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from hypothesis import strategies as st
 
 from qa.corpus.folder import load_folder
 from qa.embedding.embedder import Embedder
-from qa.embedding.ray_job import connect
 from qa.engine import Engine
 from qa.errors import ClusterError, CorpusError, InputError
 from qa.index.entities import EntityTagger, sentence_entities
@@ -35,14 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
 SETTINGS = Settings()
 
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray of 2 CPUs for the tests that run jobs; a build joins it and leaves it running."""
-    started = connect("local", num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

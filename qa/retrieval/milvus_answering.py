@@ -88,19 +88,29 @@ def sync_answering(
         rows = ", ".join(str(r) for r in gone[start : start + ARTICLE_BATCH].tolist())
         for kind in (ARTICLES, SENTENCES):
             client.delete(side + kind, filter=f"article in [{rows}]", timeout=TIMEOUT_S)
-    owners = data.sentences[:, 0]
-    order = np.argsort(owners, kind="stable")
+    order = np.argsort(data.sentences[:, 0], kind="stable")
+    owners = data.sentences[order, 0]  # article rows of the sentences, sorted once for every batch
+    # Terms of every article written or deleted: their document frequencies change.
+    terms = {t for row in gone.tolist() for t in data.lexical.terms(data.article(row).body)}
     batches = range(0, len(new), ARTICLE_BATCH)
     for start in tqdm(batches, desc="Loading articles into Milvus", unit="batch", disable=not progress):
         batch = new[start : start + ARTICLE_BATCH]
-        lo = np.searchsorted(owners[order], batch, side="left")
-        hi = np.searchsorted(owners[order], batch, side="right")
+        lo = np.searchsorted(owners, batch, side="left")
+        hi = np.searchsorted(owners, batch, side="right")
         sids = [order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-        client.insert(side + ARTICLES, list(_article_rows(data, batch, sids)), timeout=TIMEOUT_S)
+        articles = [data.article(row) for row in batch.tolist()]
+        records = [
+            record
+            for row, article, ids in zip(batch.tolist(), articles, sids, strict=True)
+            for record in article_records(row, article, int(ids[0]) if len(ids) else -1, len(ids))
+        ]
+        client.insert(side + ARTICLES, records, timeout=TIMEOUT_S)
+        terms.update(t for article in articles for t in data.lexical.terms(article.body))
         rows = list(_sentence_rows(data, np.concatenate(sids) if sids else np.zeros(0, np.int64)))
         if rows:
             client.insert(side + SENTENCES, rows, timeout=TIMEOUT_S)
-    _write_frequencies(client, data, side + TERMS, np.concatenate([new, gone]))
+    counted = sorted(t for t in terms if len(t.encode()) <= _TERM_BYTES)
+    write_frequencies(client, side + TERMS, [(t, data.lexical.doc_freq(t)) for t in counted])
     for kind in KINDS:
         client.flush(side + kind, timeout=TIMEOUT_S)
     properties = {MANIFEST_PROPERTY: json.dumps(remote_manifest(data))}
@@ -116,11 +126,6 @@ def publish(client: MilvusClient, side: str, collection: str) -> None:
             client.alter_alias(side + kind, collection + kind, timeout=TIMEOUT_S)
         else:
             client.create_alias(side + kind, collection + kind, timeout=TIMEOUT_S)
-
-
-def _article_rows(data: IndexData, rows: np.ndarray, sids: Sequence[np.ndarray]) -> Iterator[dict[str, Any]]:
-    for row, ids in zip(rows.tolist(), sids, strict=True):
-        yield from article_records(row, data.article(row), int(ids[0]) if len(ids) else -1, len(ids))
 
 
 def article_records(
@@ -164,17 +169,6 @@ def sentence_record(
     entity_rows = [[int(a), int(b), str(label)] for a, b, label in entities]
     place = {"sid": sid, "article": article, "start": start, "end": end}
     return place | {"vector": vector, "entities": entity_rows}
-
-
-def _write_frequencies(client: MilvusClient, data: IndexData, collection: str, changed: np.ndarray) -> None:
-    """Rewrite the document frequency of every term of the ``changed`` articles, as BM25 counts it now."""
-    terms: set[str] = set()
-    for row in changed.tolist():
-        terms.update(t for t in data.lexical.terms(data.article(row).body) if len(t.encode()) <= _TERM_BYTES)
-    counted = sorted(terms)
-    for start in range(0, len(counted), QUERY_ROWS):
-        batch = counted[start : start + QUERY_ROWS]
-        write_frequencies(client, collection, [(t, data.lexical.doc_freq(t)) for t in batch])
 
 
 def write_frequencies(client: MilvusClient, collection: str, frequencies: Sequence[tuple[str, int]]) -> None:

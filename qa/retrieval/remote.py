@@ -69,6 +69,11 @@ class _HeldArticle:
     entities: tuple[tuple[tuple[int, int, str], ...], ...]
     vectors: np.ndarray
 
+    @property
+    def sids(self) -> range:
+        """The global ids of the article's sentences, in order."""
+        return range(self.first, self.first + len(self.places))
+
 
 class RemoteLexical:
     """The BM25 side of a question on a replica: the index's analyzer here, term statistics in Milvus."""
@@ -218,11 +223,10 @@ class RemoteIndex:
     def sentence_after(self, sid: int) -> str:
         """The sentence after ``sid`` in the same article, or "" for an article's last."""
         held = self.held_sentence(sid)
-        return self.sentence_text(sid + 1) if sid + 1 < held.first + len(held.places) else ""
+        return self.sentence_text(sid + 1) if sid + 1 in held.sids else ""
 
     def article_sentences(self, sid: int) -> range:
-        held = self.held_sentence(sid)
-        return range(held.first, held.first + len(held.places))
+        return self.held_sentence(sid).sids
 
     def sentence_entities(self, sid: int) -> list[tuple[int, int, str]]:
         held = self.held_sentence(sid)
@@ -283,10 +287,9 @@ class RemoteIndex:
             for row, held in _assemble(parts, sentences).items():
                 with self._lock:
                     for gone in self._articles.keep(row, held):
-                        for sid in range(gone.first, gone.first + len(gone.places)):
+                        for sid in gone.sids:
                             self._owners.pop(sid, None)
-                    sids = range(held.first, held.first + len(held.places))
-                    self._owners.update((sid, row) for sid in sids)
+                    self._owners.update((sid, row) for sid in held.sids)
 
 
 _ARTICLE_FIELDS = ["article", "part", "parts", "body", "doc_id", "outlet", "date", "title", "url"]

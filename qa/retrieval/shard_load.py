@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from qa.retrieval.milvus import (
     SIDES,
     SYNC_PROPERTY,
     SYNC_TIMEOUT_S,
+    check_target,
     connect,
     create_passage_collection,
     dense_index_type,
@@ -87,10 +89,10 @@ def load_shards(
     """Write the done shards of the build in ``out`` to ``collection`` at ``uri`` and publish them.
 
     Raises:
-        InputError: ``out`` is not a shard build, or has no finished shard.
+        InputError: ``uri``, ``collection`` or ``options`` Milvus cannot take; ``out`` is not a
+            shard build, or has no finished shard.
     """
-    import time
-
+    check_target(uri, collection, options)
     started = time.perf_counter()
     header, shards = _finished(out)
     client = connect(uri, options)
