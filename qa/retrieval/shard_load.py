@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from qa.errors import InputError
 from qa.index.lexical import text_analyzer
+from qa.index.shard_rows import sentence_id
 from qa.index.store import SCHEMA_VERSION, PassageRow
 from qa.records import Article
 from qa.retrieval.milvus import (
@@ -167,12 +168,12 @@ class _Writer:
     def add(self, row: dict[str, Any]) -> None:
         article = Article(row["doc_id"], row["body"], row["outlet"], row["date"], row["title"], row["url"])
         number, sentences = int(row["article"]), row["sentences"]
-        first = number << 16
-        head = first if sentences else -1
+        head = sentence_id(number, 0) if sentences else -1
         self._pending[ARTICLES] += article_records(number, article, head, len(sentences))
         for i, (sentence, vector) in enumerate(zip(sentences, row["sentence_vectors"], strict=True)):
             entities = json.loads(sentence["entities"]) if sentence["entities"] else []
-            record = sentence_record(first | i, number, sentence["start"], sentence["end"], vector, entities)
+            sid = sentence_id(number, i)
+            record = sentence_record(sid, number, sentence["start"], sentence["end"], vector, entities)
             self._pending[SENTENCES].append(record)
         for passage, vector in zip(row["passages"], row["passage_vectors"], strict=True):
             bounds = (passage["start"], passage["end"], passage["first_sentence"], passage["last_sentence"])
